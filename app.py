@@ -1,0 +1,31 @@
+"""LVM Lab: the entry point. Page config, query-string cleaning, navigation, shared sidebar, then the chosen page."""
+
+# Load the heavy libraries once, before any page runs: plotly imports pandas lazily, and two first runs racing on that
+# import fail with "partially initialized module 'pandas'" (DESIGN.md, "Second trap"; plotly/plotly.py#2433).
+import pandas  # noqa: F401
+import plotly.express  # noqa: F401
+import sklearn.mixture  # noqa: F401
+import streamlit as st
+import torch  # noqa: F401
+
+from ui.pages import PAGES
+from ui.query import invalid_query_params
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="LVM Lab", page_icon=":material/blur_on:", layout="wide")
+
+# Drop URL values that would crash or mislead a bound widget (?seed=inf, ?seed=1e400, ?seed=abc) before any widget
+# reads them; Streamlit then falls back to each widget's default.
+for key in invalid_query_params(st.query_params.to_dict()):
+    del st.query_params[key]
+
+page = st.navigation(
+    [
+        st.Page(p.path, title=p.title, icon=p.icon, default=True)
+        if p.url_path == ""
+        else st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path)
+        for p in PAGES
+    ]
+)
+render_sidebar()
+page.run()
