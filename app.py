@@ -9,15 +9,14 @@ import streamlit as st
 import torch  # noqa: F401
 
 from ui.pages import PAGES
-from ui.query import invalid_query_params
+from ui.query import clean_query_params
 from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="LVM Lab", page_icon=":material/blur_on:", layout="wide")
 
 # Drop URL values that would crash or mislead a bound widget (?seed=inf, ?seed=1e400, ?seed=abc) before any widget
 # reads them; Streamlit then falls back to each widget's default.
-for key in invalid_query_params(st.query_params.to_dict()):
-    del st.query_params[key]
+clean_query_params()
 
 page = st.navigation(
     [

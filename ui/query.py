@@ -40,3 +40,22 @@ def invalid_query_params(params: Mapping[str, str | list[str]]) -> list[str]:
                 bad.append(key)
                 break
     return bad
+
+
+def clean_query_params() -> None:
+    """drop invalid values from the URL (st.query_params) before any widget reads them; call once, first, in app.py"""
+    import streamlit as st
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    bad = invalid_query_params({key: st.query_params.get_all(key) for key in st.query_params})
+    if not bad:
+        return
+    for key in bad:
+        del st.query_params[key]
+    # Widgets bound to the URL seed themselves from a snapshot of the query string taken when the run started
+    # (Streamlit 1.67), not from st.query_params, so refresh that snapshot too. Internal API: pinned by
+    # tests/test_app.py::test_integer_number_input_survives_inf_in_url, which fails if Streamlit changes it.
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        with ctx.session_state.query_params() as qp:
+            qp.set_initial_query_params_from_current()

@@ -16,6 +16,9 @@ html { font-size: 21px; }
 """
 
 
+_RESAMPLE_HELP = "Draw new randomness on purpose (the URL's seed alone then no longer reproduces the numbers)."
+
+
 def _reset_nonce() -> None:
     # a newly chosen seed alone defines the numbers again, so the URL reproduces them
     st.session_state[state.RESAMPLE_NONCE] = 0
@@ -40,7 +43,7 @@ def render_sidebar() -> None:
             bind="query-params",
             persist_state="session",
         )
-        st.button("Resample", icon=":material/casino:", on_click=_resample, help="Draw fresh randomness on purpose.")
+        st.button("Resample", key="sidebar_resample", icon=":material/casino:", on_click=_resample, help=_RESAMPLE_HELP)
         nonce = st.session_state[state.RESAMPLE_NONCE]
         if nonce:
             st.caption(f"Resampled {nonce}x: pages use seed {page_seed()}.")

@@ -1,0 +1,156 @@
+"""Shared fixtures: AppTest for pages, a live Streamlit server, a Chromium page, and the screenshot folder."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT_DIR = ROOT / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+APPTEST_TIMEOUT = 60  # seconds per AppTest run; torch and plotly load slowly on a busy 2-core machine
+SERVER_START_TIMEOUT = 90  # seconds for `streamlit run` to answer /_stcore/health
+APP_RUN_TIMEOUT_MS = 90_000  # a page's first run in the browser (cold caches, model fits)
+
+
+# ---------------------------------------------------------------------------------------------------------- AppTest
+
+
+@pytest.fixture
+def app_test():
+    """factory: app_test("pages/x.py", query_params={"seed": "3"}) -> an AppTest of app.py on that page, already run"""
+
+    def make(page_path: str, query_params: dict[str, str] | None = None):
+        from streamlit.testing.v1 import AppTest
+
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
+        at.query_params.update(query_params or {})
+        at.run()  # the default page (home); AppTest resolves st.navigation's pages only after a first run
+        if page_path != "pages/home.py":
+            # note: after switch_page, AppTest 1.67 leaves app.py's sidebar widgets out of its element tree
+            at.switch_page(page_path).run()
+        return at
+
+    return make
+
+
+# ----------------------------------------------------------------------------------------------- live server, browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory):
+    """start `streamlit run app.py` on a free port for the whole session; yields the base URL"""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    # no file watcher: other engineers edit files while tests run, and a reload mid-test would flake
+    command += ["--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start on {url}; log:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """a headless Chromium for the session; skipped without Chromium, except in CI (CI=true), where that fails"""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but Chromium is missing at {CHROMIUM}: install it (apt-get install -y chromium)")
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    """a fresh browser tab (own context, 1400x900 viewport), closed after the test"""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(APP_RUN_TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def wait_for_app(page) -> None:
+    """wait until the script has finished running (Streamlit marks the app root) and the page has settled"""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=APP_RUN_TIMEOUT_MS)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1000)  # plotly draws after the script run ends
+
+
+@pytest.fixture
+def open_app(browser_page, streamlit_server):
+    """open_app("mixtures", "?seed=3") -> the playwright page at <server>/<url_path><query>, after the app settled"""
+
+    def open_(url_path: str = "", query: str = ""):
+        browser_page.goto(f"{streamlit_server}/{url_path}{query}")
+        wait_for_app(browser_page)
+        return browser_page
+
+    return open_
+
+
+# ------------------------------------------------------------------------------------------------------- screenshots
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(pytestconfig) -> Path:
+    """folder for browser screenshots (gitignored); its path is printed at the end of the session"""
+    SCREENSHOT_DIR.mkdir(exist_ok=True)
+    pytestconfig.stash[_screenshots_used] = True
+    return SCREENSHOT_DIR
+
+
+_screenshots_used = pytest.StashKey[bool]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.stash.get(_screenshots_used, False):
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(f"saved under {SCREENSHOT_DIR} (look at them)")

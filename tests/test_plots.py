@@ -1,0 +1,76 @@
+"""The shared palette and figure conventions (lvm_core/plots/__init__.py) and the home page's builder."""
+
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, style_figure
+from lvm_core.plots.home import mixture_1d_figure, sample_mixture_1d
+
+HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
+ROLES = set("data model truth estimate naive importance prior posterior proposal elbo gap kl".split())
+
+
+def test_palette_has_every_role_with_its_own_hex_colour():
+    assert ROLES <= set(PALETTE)
+    assert all(HEX.match(c) for c in PALETTE.values())
+    assert len({c.upper() for c in PALETTE.values()}) == len(PALETTE)
+
+
+def _luminance(hex_colour: str) -> float:
+    r, g, b = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("colour", list(PALETTE.values()) + COMPONENTS)
+def test_colours_are_mid_tone_so_they_read_on_light_and_dark_backgrounds(colour):
+    assert 0.15 < _luminance(colour) < 0.85
+
+
+def test_ten_distinct_component_colours():
+    assert len(COMPONENTS) == 10 and len({c.upper() for c in COMPONENTS}) == 10
+
+
+def test_density_colorscale_is_a_valid_plotly_scale_with_transparent_floor():
+    stops = density_colorscale()
+    assert stops[0][0] == 0.0 and stops[-1][0] == 1.0
+    assert "rgba" in stops[0][1] and stops[0][1].replace(" ", "").endswith(",0)")
+    go.Figure(go.Heatmap(z=[[0, 1], [2, 3]], colorscale=stops))  # plotly validates the stops
+    assert "rgba" not in density_colorscale(fade_low=False)[0][1]
+
+
+def test_style_figure_sets_axis_titles_legend_and_height():
+    fig = style_figure(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), x_title="z", y_title="log p (nats)", height=300)
+    assert fig.layout.xaxis.title.text == "z" and fig.layout.yaxis.title.text == "log p (nats)"
+    assert fig.layout.height == 300 and fig.layout.legend.orientation == "h"
+    assert fig.layout.yaxis.scaleanchor is None and not fig.layout.title.text
+
+
+def test_style_figure_equal_aspect_anchors_y_to_x_and_sets_title():
+    fig = style_figure(go.Figure(), x_title="x1", y_title="x2", equal_aspect=True, title="data")
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1
+    assert fig.layout.title.text == "data"
+
+
+# ----------------------------------------------------------------------------------------------------------- home
+
+
+def test_home_mixture_density_integrates_to_one_and_is_the_sum_of_its_components():
+    fig = mixture_1d_figure([0.3, 0.7], [-1.5, 1.5], [0.6, 0.9], x_range=(-10.0, 10.0))
+    *components, total = [t for t in fig.data if isinstance(t, go.Scatter)]
+    x, density = np.asarray(total.x), np.asarray(total.y)
+    assert np.trapezoid(density, x) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(sum(np.asarray(c.y) for c in components), density, rtol=1e-10)
+
+
+def test_home_samples_are_reproducible_by_seed_and_have_the_mixture_mean():
+    weights, means, stds = [0.3, 0.7], [-1.5, 1.5], [0.6, 0.9]
+    a, b = (sample_mixture_1d(weights, means, stds, n=20_000, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, sample_mixture_1d(weights, means, stds, n=20_000, seed=4))
+    mean = 0.3 * -1.5 + 0.7 * 1.5
+    variance = 0.3 * (0.6**2 + 1.5**2) + 0.7 * (0.9**2 + 1.5**2) - mean**2
+    standard_error = np.sqrt(variance / len(a))
+    assert abs(a.mean() - mean) < 4 * standard_error
