@@ -7,6 +7,8 @@ from scipy.stats import norm
 
 from lvm_core.plots import PALETTE, component_color, style_figure
 
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")  # subscript digits for legend labels
+
 
 def sample_mixture_1d(weights, means, stds, n: int, seed: int) -> np.ndarray:
     """n draws x ~ sum_k pi_k N(mu_k, sigma_k^2): first z ~ Categorical(pi), then x | z; returns (n,)"""
@@ -38,13 +40,14 @@ def mixture_1d_figure(weights, means, stds, samples=None, x_range=(-5.0, 5.0), h
             )
         )
     for k in range(len(weights)):
+        i = str(k + 1).translate(_SUB)
         fig.add_trace(
             go.Scatter(
                 x=grid,
                 y=np.exp(log_parts[k]),
                 mode="lines",
                 line=dict(color=component_color(k), dash="dash", width=2),
-                name=f"π{k + 1} N(x; μ{k + 1}, σ{k + 1}²)",
+                name=f"π{i} N(x; μ{i}, σ{i}²)",
             )
         )
     fig.add_trace(
