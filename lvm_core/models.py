@@ -1,0 +1,291 @@
+"""Latent variable models behind one protocol.
+
+Every model is a ``torch.nn.Module`` that answers
+
+    latent_dim, data_dim, discrete
+    prior()                 -> torch Distribution over z, event shape (latent_dim,)
+    log_prior(z)            z: (..., batch, latent_dim) -> (..., batch)
+    log_likelihood(x, z)    x: (batch, data_dim) broadcast against z's leading axes -> (..., batch)
+    log_joint(x, z)         log p(x, z) = log p(z) + log p(x | z)
+    sample(n, generator)    -> (x: (n, data_dim), z: (n, latent_dim))
+
+Estimators never ask which model they hold. Optional capabilities, looked up with ``getattr``:
+``closed_form_log_marginal(x)``, ``closed_form_posterior(x)`` and ``enumerate_latents()`` (discrete z).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Independent, MultivariateNormal, Normal, OneHotCategorical
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last axis."""
+    return -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * LOG_2PI)
+
+
+def _diag_normal_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log N(x; loc, diag(exp(log_scale))^2), summed over the last axis; broadcasts like arithmetic."""
+    # written out rather than through Normal(...) to skip argument validation on the hot path
+    return -0.5 * (((x - loc) * torch.exp(-log_scale)).pow(2) + 2.0 * log_scale + LOG_2PI).sum(-1)
+
+
+def _generator(seed_or_generator: int | torch.Generator | None) -> torch.Generator | None:
+    if isinstance(seed_or_generator, int):
+        return torch.Generator().manual_seed(seed_or_generator)
+    return seed_or_generator
+
+
+class LatentVariableModel(nn.Module):
+    """The shared protocol; continuous models have z ~ N(0, I) and define ``decode``."""
+
+    latent_dim: int
+    data_dim: int
+    discrete = False
+
+    def prior(self) -> torch.distributions.Distribution:
+        """p(z) = N(0, I) as a torch Distribution with event shape (latent_dim,)."""
+        zeros = torch.zeros(self.latent_dim, dtype=self.dtype, device=self.device)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) for z: (..., batch, latent_dim) -> (..., batch)."""
+        return _standard_normal_log_prob(z)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu(z), log sigma(z)), each (..., data_dim): p(x|z) = N(mu(z), diag(sigma(z))^2)."""
+        raise NotImplementedError
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z); x: (batch, data_dim), z: (..., batch, latent_dim) -> (..., batch)."""
+        loc, log_scale = self.decode(z)
+        return _diag_normal_log_prob(x, loc, log_scale)
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x, z) = log p(z) + log p(x | z) -> (..., batch)."""
+        return self.log_prior(z) + self.log_likelihood(x, z)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ancestral sampling: z ~ p(z), then x ~ p(x | z). Returns x: (n, data_dim), z: (n, latent_dim)."""
+        g = _generator(generator)
+        z = torch.randn(n, self.latent_dim, generator=g, dtype=self.dtype).to(self.device)
+        loc, log_scale = self.decode(z)
+        eps = torch.randn(loc.shape, generator=g, dtype=self.dtype).to(self.device)
+        return loc + torch.exp(log_scale) * eps, z
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(iter(self.parameters()), torch.empty(0)).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.parameters()), torch.empty(0)).device
+
+
+class LinearGaussianLVM(LatentVariableModel):
+    """x = W z + b + sigma * eps with z, eps ~ N(0, I): p(x) and p(z|x) are Gaussian in closed form.
+
+    W: (data_dim, latent_dim), b: (data_dim,), sigma: a positive scalar (isotropic observation noise).
+    """
+
+    def __init__(self, W, b, sigma: float):
+        super().__init__()
+        W = torch.as_tensor(W)
+        if not W.is_floating_point():
+            W = W.to(torch.get_default_dtype())
+        if W.ndim != 2:
+            raise ValueError(f"W must have shape (data_dim, latent_dim), got {tuple(W.shape)}")
+        b = torch.as_tensor(b, dtype=W.dtype).reshape(-1)
+        if b.shape[0] != W.shape[0]:
+            raise ValueError(f"b must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+        if not float(sigma) > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        self.W = nn.Parameter(W.clone())
+        self.b = nn.Parameter(b.clone())
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(float(sigma)), dtype=W.dtype))
+        self.data_dim, self.latent_dim = W.shape
+
+    @classmethod
+    def random(cls, latent_dim: int = 2, data_dim: int = 2, sigma: float = 0.5, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> LinearGaussianLVM:
+        """A model with W ~ N(0, 1/latent_dim) entries and b ~ N(0, 1), reproducible from the seed."""
+        g = torch.Generator().manual_seed(seed)
+        W = torch.randn(data_dim, latent_dim, generator=g, dtype=dtype) / math.sqrt(latent_dim)
+        b = torch.randn(data_dim, generator=g, dtype=dtype)
+        return cls(W, b, sigma)
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        return torch.exp(self.log_sigma)
+
+    def decode(self, z):
+        loc = z @ self.W.T + self.b  # (..., batch, data_dim)
+        return loc, self.log_sigma.expand(loc.shape)
+
+    def closed_form_log_marginal(self, x: torch.Tensor) -> torch.Tensor:
+        """log N(x; b, W W^T + sigma^2 I) -> (batch,)."""
+        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(self.data_dim, dtype=self.W.dtype, device=self.W.device)
+        return MultivariateNormal(self.b, scale_tril=torch.linalg.cholesky(cov)).log_prob(x)
+
+    def closed_form_posterior(self, x: torch.Tensor) -> MultivariateNormal:
+        """p(z | x) = N(S W^T (x - b) / sigma^2, S) with S = (I + W^T W / sigma^2)^-1; batch shape (batch,)."""
+        eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
+        precision = eye + self.W.T @ self.W / self.sigma**2
+        precision_chol = torch.linalg.cholesky(precision)
+        cov = torch.cholesky_inverse(precision_chol)
+        loc = (x - self.b) @ self.W @ cov / self.sigma**2  # (batch, latent_dim); S is symmetric
+        return MultivariateNormal(loc, scale_tril=torch.linalg.cholesky(cov))
+
+
+class SeedLVM(LatentVariableModel):
+    """The notes' model: mu(z) = sigmoid(A z + c), Sigma(z) = noise_scale^2 * diag(exp(sigmoid(B z + d))).
+
+    A, B: (data_dim, latent_dim); c, d: (data_dim,). Drawn from ``seed`` unless given. ``noise_scale = 1`` is the notes
+    exactly; there the noise (variance between 1 and e) swamps the mean (inside the unit square), so p(z|x) is close to
+    the prior. Smaller ``noise_scale`` sharpens and bends the posterior.
+    """
+
+    def __init__(self, latent_dim: int = 1, seed: int = 0, noise_scale: float = 1.0, data_dim: int = 2,
+                 A=None, B=None, c=None, d=None, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
+        if not noise_scale > 0:
+            raise ValueError(f"noise_scale must be positive, got {noise_scale}")
+        g = torch.Generator().manual_seed(seed)
+        shapes = {"A": (data_dim, latent_dim), "B": (data_dim, latent_dim), "c": (data_dim,), "d": (data_dim,)}
+        # A spreads mu(z) across the unit square as z moves through the prior's range
+        scales = {"A": 3.0, "B": 2.0, "c": 1.0, "d": 1.0}
+        given = {"A": A, "B": B, "c": c, "d": d}
+        for name, shape in shapes.items():
+            drawn = scales[name] * torch.randn(shape, generator=g, dtype=dtype)
+            value = drawn if given[name] is None else torch.as_tensor(given[name], dtype=dtype).reshape(shape)
+            setattr(self, name, nn.Parameter(value.clone()))
+        self.latent_dim, self.data_dim = latent_dim, data_dim
+        self.noise_scale = float(noise_scale)
+
+    def decode(self, z):
+        loc = torch.sigmoid(z @ self.A.T + self.c)
+        # log sigma = log noise_scale + sigmoid(B z + d) / 2, since Sigma = noise_scale^2 exp(sigmoid(.))
+        log_scale = math.log(self.noise_scale) + 0.5 * torch.sigmoid(z @ self.B.T + self.d)
+        return loc, log_scale
+
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
+
+
+class MLPLVM(LatentVariableModel):
+    """p(x|z) = N(mu_theta(z), diag(sigma_theta(z))^2) with one MLP emitting both mu and log sigma.
+
+    log sigma is squashed into [log min_scale, log max_scale] so that the likelihood stays finite while training.
+    """
+
+    def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: int = 64, depth: int = 2,
+                 activation: str = "tanh", min_scale: float = 1e-3, max_scale: float = 10.0, seed: int = 0,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if depth < 1 or hidden < 1:
+            raise ValueError("depth and hidden must be at least 1")
+        if not 0 < min_scale < 1 < max_scale:
+            raise ValueError(f"need 0 < min_scale < 1 < max_scale, got {min_scale}, {max_scale}")
+        self.latent_dim, self.data_dim = latent_dim, data_dim
+        self.config = dict(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth,
+                           activation=activation, min_scale=min_scale, max_scale=max_scale)
+        self.log_min_scale, self.log_max_scale = math.log(min_scale), math.log(max_scale)
+        layers, width = [], latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), _ACTIVATIONS[activation]()]
+            width = hidden
+        layers.append(nn.Linear(width, 2 * data_dim))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # initial theta is a function of the seed alone
+            self.net = nn.Sequential(*layers).to(dtype)
+
+    def decode(self, z):
+        out = self.net(z)
+        loc, raw = out[..., : self.data_dim], out[..., self.data_dim:]
+        span = self.log_max_scale - self.log_min_scale
+        # the offset puts sigma = 1 at raw = 0, so an untrained model starts with unit noise
+        offset = math.log(-self.log_min_scale / self.log_max_scale)
+        return loc, self.log_min_scale + span * torch.sigmoid(raw + offset)
+
+
+class GaussianMixtureLVM(LatentVariableModel):
+    """z ~ Categorical(pi) (one-hot, latent_dim = K), x | z = k ~ N(mu_k, Sigma_k).
+
+    weights: (K,), means: (K, data_dim), covariances: (K, data_dim, data_dim) full matrices.
+    """
+
+    discrete = True
+
+    def __init__(self, weights, means, covariances, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        weights = torch.as_tensor(weights, dtype=dtype)
+        means = torch.as_tensor(means, dtype=dtype)
+        covariances = torch.as_tensor(covariances, dtype=dtype)
+        K, D = means.shape
+        if weights.shape != (K,) or covariances.shape != (K, D, D):
+            raise ValueError("weights, means, covariances must have shapes (K,), (K, D), (K, D, D)")
+        self.log_weights = nn.Parameter(torch.log(weights / weights.sum()))
+        self.means = nn.Parameter(means.clone())
+        self.scale_tril = nn.Parameter(torch.linalg.cholesky(covariances))
+        self.latent_dim, self.data_dim = K, D
+
+    @classmethod
+    def from_sklearn(cls, gm) -> GaussianMixtureLVM:
+        """Convert a fitted sklearn GaussianMixture of any covariance_type to full covariances."""
+        K, D = gm.means_.shape
+        cov = torch.as_tensor(gm.covariances_, dtype=torch.float64)
+        if gm.covariance_type == "full":
+            full = cov
+        elif gm.covariance_type == "tied":
+            full = cov.expand(K, D, D)
+        elif gm.covariance_type == "diag":
+            full = torch.diag_embed(cov)
+        elif gm.covariance_type == "spherical":
+            full = cov[:, None, None] * torch.eye(D, dtype=torch.float64)
+        else:
+            raise ValueError(f"unknown covariance_type {gm.covariance_type!r}")
+        return cls(gm.weights_, gm.means_, full)
+
+    @property
+    def n_components(self) -> int:
+        return self.latent_dim
+
+    def prior(self) -> OneHotCategorical:
+        return OneHotCategorical(logits=self.log_weights)
+
+    def log_prior(self, z):
+        return (z * torch.log_softmax(self.log_weights, -1)).sum(-1)
+
+    def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log N(x; mu_k, Sigma_k) for every k: x (batch, D) -> (batch, K)."""
+        return MultivariateNormal(self.means, scale_tril=self.scale_tril).log_prob(x[..., None, :])
+
+    def log_likelihood(self, x, z):
+        # z is one-hot, so the sum picks the chosen component's log density
+        return (z * self.component_log_prob(x)).sum(-1)
+
+    def enumerate_latents(self) -> torch.Tensor:
+        """All values of z: (K, 1, K) one-hot rows, broadcastable against (batch,) points."""
+        return torch.eye(self.latent_dim, dtype=self.means.dtype, device=self.means.device)[:, None, :]
+
+    def closed_form_log_marginal(self, x):
+        """log p(x) = logsumexp_k (log pi_k + log N(x; mu_k, Sigma_k)) -> (batch,)."""
+        return torch.logsumexp(torch.log_softmax(self.log_weights, -1) + self.component_log_prob(x), dim=-1)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        g = _generator(generator)
+        k = torch.multinomial(torch.softmax(self.log_weights, -1), n, replacement=True, generator=g)
+        eps = torch.randn(n, self.data_dim, generator=g, dtype=self.means.dtype)
+        x = self.means[k] + (self.scale_tril[k] @ eps[..., None])[..., 0]
+        return x, torch.nn.functional.one_hot(k, self.latent_dim).to(x.dtype)
