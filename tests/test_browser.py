@@ -37,15 +37,11 @@ def test_infinite_seed_in_url_is_dropped_without_traceback(open_app, screenshot_
     page.wait_for_selector(PLOTLY_SVG)
 
 
-def test_resample_then_moving_the_seed_resets_it(open_app):
+def test_resample_moves_the_url_to_the_next_seed(open_app):
     page = open_app("", "?seed=7")
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_role("button", name="Resample").click()
-    page.wait_for_selector('text="Resampled 1x: pages use seed 8."')
-    # one step right on the seed slider: a deliberately chosen seed alone defines the numbers again
-    sidebar.get_by_role("slider").first.press("ArrowRight")
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Resample").click()
+    # the new randomness is a new seed, so the bookmarked URL reproduces it
     page.wait_for_function("() => window.location.search.includes('seed=8')")
-    page.wait_for_selector('text="Resampled 1x: pages use seed 8."', state="detached")
     assert page.locator(EXCEPTION).count() == 0
 
 

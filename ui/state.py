@@ -5,8 +5,7 @@ the keys below are the ones several pages (or the sidebar) read or write.
 """
 
 # shared (sidebar)
-SEED = "seed"  # int 0..9999: the global seed slider, bound to the URL as ?seed=
-RESAMPLE_NONCE = "resample_nonce"  # int: bumped by the "Resample" button; page_seed() = seed + nonce
+SEED = "seed"  # int 0..9999: the global seed slider, bound to the URL as ?seed=; "Resample" advances it
 PRESENTATION = "presentation"  # bool: presentation mode (larger fonts and figures), bound to the URL
 
 # shallow mixtures
