@@ -1,0 +1,491 @@
+"""Figure builders for the shallow-mixtures page: arrays in, plotly Figure out (no Streamlit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb
+from plotly.subplots import make_subplots
+
+from lvm_core.plots import PALETTE, component_color, density_colorscale, style_figure
+
+X_TITLE, Y_TITLE = "x₁", "x₂"
+TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure when a click grid is drawn (the page reads them)
+
+
+def plot_limits(X: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis ranges around X (n, 2) with a margin, never of zero width."""
+    lo, hi = X.min(0), X.max(0)
+    span = np.maximum(hi - lo, 1e-3)
+    lo, hi = lo - pad * span, hi + pad * span
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+def click_grid(xlim, ylim, n: int = 45) -> np.ndarray:
+    """An n x n grid of points covering the plot (n*n, 2): invisible markers that catch clicks on empty space."""
+    gx, gy = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def blend_colors(resp: np.ndarray) -> list[str]:
+    """Each point's colour: the component colours mixed by its responsibilities resp (n, K) -> n rgb strings."""
+    K = resp.shape[1]
+    rgb = np.array([hex_to_rgb(component_color(k)) for k in range(K)], dtype=float)  # (K, 3)
+    mixed = np.clip(resp @ rgb, 0, 255).round().astype(int)  # (n, 3)
+    return [f"rgb({r},{g},{b})" for r, g, b in mixed]
+
+
+def _density_traces(grid, mode: str) -> list[go.BaseTraceType]:
+    """p(x) on a grid (xs, ys, log_p) as a faded heatmap or as contours of log p; no hover, so clicks pass through."""
+    if grid is None or mode == "none":
+        return []
+    xs, ys, log_p = grid
+    if mode == "heatmap":
+        return [
+            go.Heatmap(
+                x=xs,
+                y=ys,
+                z=np.exp(log_p),
+                colorscale=density_colorscale(),
+                showscale=True,
+                hoverinfo="skip",
+                colorbar=dict(title="p(x)", thickness=12, len=0.6),
+                name="p(x)",
+                zsmooth="best",
+            )
+        ]
+    top = float(log_p.max())
+    return [
+        go.Contour(
+            x=xs,
+            y=ys,
+            z=log_p,
+            contours=dict(coloring="lines", start=top - 9, end=top, size=1.0),
+            colorscale=density_colorscale(fade_low=False),
+            showscale=False,
+            line=dict(width=1.2),
+            hoverinfo="skip",
+            name="log p(x), 1 nat apart",
+            showlegend=True,
+        )
+    ]
+
+
+def mixture_figure(
+    X: np.ndarray,
+    resp: np.ndarray | None,
+    means: np.ndarray | None,
+    ellipses: list[list[np.ndarray]] | None,
+    grid=None,
+    density_mode: str = "contours",
+    clicks: np.ndarray | None = None,
+    point: np.ndarray | None = None,
+    xlim=None,
+    ylim=None,
+    height: int = 520,
+    title: str | None = None,
+) -> go.Figure:
+    """The data coloured by responsibilities resp (n, K), ellipses [k][j] at 1 and 2 std, means (K, 2), the density.
+
+    `clicks` (m, 2): an invisible click-catching grid drawn first (trace TRACE_GRID), then the data (TRACE_DATA).
+    `point` (2,): the point whose p(x) is decomposed, drawn as a star.
+    """
+    fig = go.Figure()
+    if clicks is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=clicks[:, 0],
+                y=clicks[:, 1],
+                mode="markers",
+                marker=dict(size=9, opacity=0.0, color=PALETTE["data"]),
+                hoverinfo="none",
+                showlegend=False,
+                name="click grid",
+            )
+        )
+    colors = blend_colors(resp) if resp is not None else PALETTE["data"]
+    hover = "(%{x:.2f}, %{y:.2f})<extra></extra>"
+    if resp is not None:
+        hover = "(%{x:.2f}, %{y:.2f})<br>most likely component: %{customdata}<extra></extra>"
+    fig.add_trace(
+        go.Scatter(
+            x=X[:, 0],
+            y=X[:, 1],
+            mode="markers",
+            name="data (colour: p(z | x))" if resp is not None else "data",
+            marker=dict(size=5 if len(X) > 1500 else 6, color=colors, line=dict(width=0.4, color="rgba(0,0,0,0.35)")),
+            customdata=None if resp is None else resp.argmax(1) + 1,
+            hovertemplate=hover,
+        )
+    )
+    for trace in _density_traces(grid, density_mode):
+        fig.add_trace(trace)
+    for k, rings in enumerate(ellipses or []):
+        for j, pts in enumerate(rings):
+            fig.add_trace(
+                go.Scatter(
+                    x=pts[:, 0],
+                    y=pts[:, 1],
+                    mode="lines",
+                    legendgroup="ellipses",
+                    showlegend=k == 0 and j == 0,
+                    name="ellipses: 1 std (solid), 2 std (dashed)",
+                    hoverinfo="skip",
+                    line=dict(
+                        color=component_color(k), width=2.5 if j == 0 else 1.5, dash="solid" if j == 0 else "dash"
+                    ),
+                )
+            )
+    if means is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=means[:, 0],
+                y=means[:, 1],
+                mode="markers",
+                name="means μₖ",
+                marker=dict(
+                    symbol="x",
+                    size=13,
+                    color=[component_color(k) for k in range(len(means))],
+                    line=dict(width=2, color="white"),
+                ),
+                hovertemplate="μ%{text}: (%{x:.2f}, %{y:.2f})<extra></extra>",
+                text=[str(k + 1) for k in range(len(means))],
+            )
+        )
+    if point is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[point[0]],
+                y=[point[1]],
+                mode="markers",
+                name="chosen x",
+                marker=dict(symbol="star", size=18, color=PALETTE["truth"], line=dict(width=1.5, color="black")),
+                hovertemplate="chosen x = (%{x:.2f}, %{y:.2f})<extra></extra>",
+            )
+        )
+    if xlim is None or ylim is None:
+        xlim, ylim = plot_limits(X)
+    fig.update_xaxes(range=list(xlim), constrain="domain")
+    fig.update_yaxes(range=list(ylim), constrain="domain")
+    fig.update_layout(dragmode="pan", uirevision="mixture")
+    style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height, title=title)
+    fig.update_layout(legend=dict(font=dict(size=11), itemwidth=30), margin=dict(t=70))
+    return fig
+
+
+def log_likelihood_figure(
+    log_likelihoods: np.ndarray, current: int, converged_at: int | None, height: int = 300
+) -> go.Figure:
+    """Mean log-likelihood per EM iteration (iteration 0: the initialisation), the current step and convergence."""
+    ll = np.asarray(log_likelihoods)
+    its = np.arange(len(ll))
+    fig = go.Figure(
+        go.Scatter(
+            x=its,
+            y=ll,
+            mode="lines+markers",
+            name="mean log p(x)",
+            line=dict(color=PALETTE["model"]),
+            marker=dict(size=5),
+            hovertemplate="iteration %{x}: %{y:.4f} nats<extra></extra>",
+        )
+    )
+    if 0 <= current < len(ll):
+        fig.add_trace(
+            go.Scatter(
+                x=[current],
+                y=[ll[current]],
+                mode="markers",
+                name=f"now: iteration {current}",
+                marker=dict(size=13, color=PALETTE["model"], line=dict(width=2, color="white")),
+                hovertemplate="iteration %{x}: %{y:.4f} nats<extra></extra>",
+            )
+        )
+    if converged_at is not None and converged_at < len(ll):
+        fig.add_trace(
+            go.Scatter(
+                x=[converged_at],
+                y=[ll[converged_at]],
+                mode="markers",
+                name=f"converged (iteration {converged_at})",
+                marker=dict(symbol="star", size=16, color=PALETTE["truth"]),
+                hovertemplate="converged at iteration %{x}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(rangemode="tozero")
+    return style_figure(fig, x_title="EM iteration", y_title="mean log p(x) (nats per point)", height=height)
+
+
+def decomposition_figure(terms_log: np.ndarray, height: int = 300) -> go.Figure:
+    """The K terms pi_k N(x; mu_k, Sigma_k) of p(x) at one x as bars, each labelled with its share of p(x)."""
+    terms_log = np.asarray(terms_log)
+    shift = terms_log.max()
+    share = np.exp(terms_log - shift) / np.exp(terms_log - shift).sum()  # responsibilities p(z = k | x)
+    values = np.exp(terms_log)  # raw densities only here, for display
+    K = len(terms_log)
+    fig = go.Figure(
+        go.Bar(
+            x=[f"k = {k + 1}" for k in range(K)],
+            y=values,
+            marker_color=[component_color(k) for k in range(K)],
+            text=[f"{s:.1%}" for s in share],
+            textposition="outside",
+            name="πₖ N(x; μₖ, Σₖ)",
+            customdata=np.column_stack([terms_log, share]),
+            hovertemplate="%{x}: %{y:.3g} (log %{customdata[0]:.2f}), %{customdata[1]:.1%} of p(x)<extra></extra>",
+        )
+    )
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(showlegend=False)
+    return style_figure(fig, x_title="component", y_title="πₖ N(x; μₖ, Σₖ) (density)", height=height)
+
+
+def generative_figure(
+    x: np.ndarray,
+    k: np.ndarray,
+    means: np.ndarray,
+    grid=None,
+    ellipses: list[list[np.ndarray]] | None = None,
+    highlight_last: bool = False,
+    xlim=None,
+    ylim=None,
+    height: int = 480,
+) -> go.Figure:
+    """Samples x (n, 2) coloured by their component k (n,), over the fitted density heatmap.
+
+    With highlight_last, the newest sample is ringed and joined to the mean of the component it was drawn from.
+    """
+    fig = go.Figure(_density_traces(grid, "heatmap"))
+    K = len(means)
+    for j in range(K):
+        sel = k == j
+        fig.add_trace(
+            go.Scatter(
+                x=x[sel, 0],
+                y=x[sel, 1],
+                mode="markers",
+                name=f"k = {j + 1}",
+                legendgroup=f"c{j}",
+                marker=dict(size=6, color=component_color(j), line=dict(width=0.5, color="white")),
+                hovertemplate=f"drawn from component {j + 1}: " + "(%{x:.2f}, %{y:.2f})<extra></extra>",
+            )
+        )
+    if highlight_last and len(x):
+        j = int(k[-1])
+        if ellipses is not None:
+            pts = ellipses[j][0]
+            fig.add_trace(
+                go.Scatter(
+                    x=pts[:, 0],
+                    y=pts[:, 1],
+                    mode="lines",
+                    line=dict(color=component_color(j), width=3),
+                    name=f"chosen component k = {j + 1}",
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[means[j, 0], x[-1, 0]],
+                y=[means[j, 1], x[-1, 1]],
+                mode="lines+markers",
+                showlegend=False,
+                line=dict(color=PALETTE["truth"], width=2, dash="dot"),
+                marker=dict(size=[8, 16], symbol=["x", "circle-open"], color=PALETTE["truth"], line=dict(width=3)),
+                hoverinfo="skip",
+            )
+        )
+    if xlim is not None and ylim is not None:
+        fig.update_xaxes(range=list(xlim), constrain="domain")
+        fig.update_yaxes(range=list(ylim), constrain="domain")
+    return style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height)
+
+
+def restarts_histogram(log_likelihoods: np.ndarray, height: int = 300) -> go.Figure:
+    """Histogram of the final mean log-likelihoods of R restarts; the best one marked."""
+    ll = np.asarray(log_likelihoods)
+    fig = go.Figure(
+        go.Histogram(
+            x=ll,
+            nbinsx=min(40, max(5, len(ll))),
+            marker_color=PALETTE["model"],
+            name="restarts",
+            hovertemplate="%{x}: %{y} restarts<extra></extra>",
+        )
+    )
+    fig.add_vline(x=float(ll.max()), line=dict(color=PALETTE["truth"], width=2, dash="dash"))
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            line=dict(color=PALETTE["truth"], dash="dash"),
+            name=f"best: {ll.max():.4f}",
+        )
+    )
+    return style_figure(fig, x_title="final mean log p(x) (nats per point)", y_title="restarts", height=height)
+
+
+def optima_small_multiples(
+    X: np.ndarray,
+    optima: list[dict],
+    ncols: int = 3,
+    height_per_row: int = 260,
+) -> go.Figure:
+    """One panel per distinct local optimum: the data (grey) and its components' 1-std ellipses.
+
+    optima: dicts with "ellipses" ([k][j] arrays), "means" (K, 2), "log_likelihood", "count"; best first.
+    """
+    n = len(optima)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    titles = [
+        f"{'★ best: ' if i == 0 else ''}{o['log_likelihood']:.4f} nats, ×{o['count']}" for i, o in enumerate(optima)
+    ]
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.1)
+    xlim, ylim = plot_limits(X, pad=0.05)
+    for i, opt in enumerate(optima):
+        r, c = i // ncols + 1, i % ncols + 1
+        fig.add_trace(
+            go.Scattergl(
+                x=X[:, 0],
+                y=X[:, 1],
+                mode="markers",
+                marker=dict(size=3, color=PALETTE["data"]),
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=r,
+            col=c,
+        )
+        for k, rings in enumerate(opt["ellipses"]):
+            fig.add_trace(
+                go.Scatter(
+                    x=rings[0][:, 0],
+                    y=rings[0][:, 1],
+                    mode="lines",
+                    showlegend=False,
+                    hoverinfo="skip",
+                    line=dict(color=component_color(k), width=2),
+                ),
+                row=r,
+                col=c,
+            )
+        axis = "" if i == 0 else str(i + 1)
+        fig.update_xaxes(range=list(xlim), showticklabels=False, row=r, col=c)
+        fig.update_yaxes(range=list(ylim), showticklabels=False, scaleanchor=f"x{axis}", scaleratio=1, row=r, col=c)
+    if optima:
+        # frame the best optimum
+        fig.update_xaxes(showline=True, linewidth=3, linecolor=PALETTE["truth"], mirror=True, row=1, col=1)
+        fig.update_yaxes(showline=True, linewidth=3, linecolor=PALETTE["truth"], mirror=True, row=1, col=1)
+    fig.update_layout(height=height_per_row * nrows + 40, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    return fig
+
+
+def model_selection_figure(
+    ks: np.ndarray,
+    bic: np.ndarray,
+    aic: np.ndarray,
+    train_ll: np.ndarray,
+    heldout_ll: np.ndarray,
+    current_k: int | None = None,
+    height: int = 340,
+) -> go.Figure:
+    """Left: BIC and AIC against K (lower is better), minima starred. Right: train and held-out mean log p(x)."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("information criteria (lower is better)", "log-likelihood per point"),
+        horizontal_spacing=0.12,
+    )
+    series = [
+        (bic, "BIC", PALETTE["model"], 1, np.nanargmin),
+        (aic, "AIC", PALETTE["kl"], 1, np.nanargmin),
+        (train_ll, "train", PALETTE["data"], 2, None),
+        (heldout_ll, "held-out", PALETTE["estimate"], 2, np.nanargmax),
+    ]
+    for values, name, color, col, best in series:
+        values = np.asarray(values, dtype=float)
+        fig.add_trace(
+            go.Scatter(
+                x=ks,
+                y=values,
+                mode="lines+markers",
+                name=name,
+                line=dict(color=color),
+                hovertemplate=f"{name}, K = %{{x}}: %{{y:.4g}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        if best is not None and np.isfinite(values).any():
+            i = int(best(values))
+            fig.add_trace(
+                go.Scatter(
+                    x=[ks[i]],
+                    y=[values[i]],
+                    mode="markers",
+                    name=f"best {name}: K = {ks[i]}",
+                    marker=dict(symbol="star", size=15, color=color, line=dict(width=1, color="white")),
+                ),
+                row=1,
+                col=col,
+            )
+    if current_k is not None:
+        for col in (1, 2):
+            fig.add_vline(x=current_k, line=dict(color=PALETTE["data"], dash="dot", width=1), row=1, col=col)
+    fig.update_xaxes(title_text="number of components K", dtick=1)
+    fig.update_yaxes(title_text="criterion", row=1, col=1)
+    fig.update_yaxes(title_text="mean log p(x) (nats)", row=1, col=2)
+    fig.update_layout(
+        height=height,
+        margin=dict(l=60, r=20, t=60, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.12, xanchor="left", x=0.0),
+    )
+    return fig
+
+
+# ---- equations with live numbers (LaTeX strings for st.latex) ---------------------------------------------------
+
+
+def _num(v: float) -> str:
+    """A number for LaTeX: 3 significant digits, scientific notation as 10^{...} when tiny or huge."""
+    if v == 0 or 1e-3 <= abs(v) < 1e4:
+        return f"{v:.3g}"
+    mant, exp = f"{v:.2e}".split("e")
+    return rf"{mant}\times 10^{{{int(exp)}}}"
+
+
+def _vec(v) -> str:
+    return r"\begin{pmatrix}" + r"\\".join(f"{c:.2f}" for c in v) + r"\end{pmatrix}"
+
+
+def mixture_latex(weights: np.ndarray, means: np.ndarray, per_line: int = 3) -> str:
+    """p(x) = sum_k pi_k N(x; mu_k, Sigma_k) with the fitted pi_k and mu_k written in, per_line terms per line."""
+    terms = [
+        rf"{w:.2f}\,\mathcal{{N}}\!\left(x;\,{_vec(m)},\,\Sigma_{{{k + 1}}}\right)"
+        for k, (w, m) in enumerate(zip(weights, means, strict=True))
+    ]
+    lines = [" + ".join(terms[i : i + per_line]) for i in range(0, len(terms), per_line)]
+    body = r"\\ &\quad + ".join(lines)
+    return (
+        r"\begin{aligned} p(x) &= \sum_{k=1}^{"
+        + str(len(weights))
+        + r"} \pi_k\,\mathcal{N}(x;\mu_k,\Sigma_k)"
+        + (r"\\ &= " + body + r"\end{aligned}")
+    )
+
+
+def decomposition_latex(x: np.ndarray, terms_log: np.ndarray, log_weights: np.ndarray, per_line: int = 4) -> str:
+    """p(x) at one x as pi_k times N(x; mu_k, Sigma_k) per k, their sum, and log p(x) in nats."""
+    terms_log = np.asarray(terms_log)
+    log_normal = terms_log - np.asarray(log_weights)  # log N(x; mu_k, Sigma_k)
+    parts = [rf"{np.exp(lw):.2f}\cdot {_num(np.exp(ln))}" for lw, ln in zip(log_weights, log_normal, strict=True)]
+    lines = [" + ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line)]
+    shift = terms_log.max()
+    log_p = float(shift + np.log(np.exp(terms_log - shift).sum()))
+    return (
+        rf"\begin{{aligned}} p\!\left({_vec(x)}\right) &= \sum_k \pi_k\,\mathcal{{N}}(x;\mu_k,\Sigma_k) \\ &= "
+        + r"\\ &\quad + ".join(lines)
+        + rf"\\ &= {_num(np.exp(log_p))}, \qquad \log p(x) = {log_p:.3f}\ \text{{nats}} \end{{aligned}}"
+    )

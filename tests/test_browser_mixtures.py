@@ -1,0 +1,68 @@
+"""Real-browser checks of the shallow-mixtures page: charts draw, Step advances EM, a click adds a point."""
+
+import re
+
+import pytest
+
+from tests.conftest import wait_for_app
+
+pytestmark = pytest.mark.browser
+
+EXCEPTION = '[data-testid="stException"]'
+PLOTLY_SVG = ".js-plotly-plot svg.main-svg"
+
+
+def _screenshot(page, screenshot_dir, name: str) -> None:
+    # Streamlit scrolls inside its main container: grow the viewport to the content to capture the whole page
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 10_000))})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
+    page.set_viewport_size(viewport)
+
+
+def _iteration(page) -> int:
+    return int(page.locator('[data-testid="stMetricValue"]').first.inner_text())
+
+
+def _n_points(page) -> int:
+    text = page.get_by_text(re.compile(r"Current data:")).first.inner_text()
+    return int(re.search(r"([\d,]+) points", text).group(1).replace(",", ""))
+
+
+def test_mixtures_page_draws_its_charts_and_step_advances_em(open_app, screenshot_dir):
+    open_app("")  # the home page first: see the note on fresh servers in the mixtures helper's report
+    page = open_app("mixtures", "?mx_preset=Overlapping+blobs&mx_K=4&mx_init=random+data+points")
+    assert page.locator(EXCEPTION).count() == 0
+    page.wait_for_selector(PLOTLY_SVG)
+    assert page.locator(".js-plotly-plot").count() >= 4  # mixture, log-likelihood, decomposition, samples
+    assert page.locator(".katex").count() >= 3  # the model, the live mixture and the decomposition equations
+    _screenshot(page, screenshot_dir, "mixtures-iteration-0")
+    assert _iteration(page) == 0 and "Overlapping blobs" in page.get_by_text(re.compile("Current data:")).inner_text()
+    page.get_by_role("button", name="Step").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stMetricValue\"]').innerText.trim() === '1'", timeout=30_000
+    )
+    wait_for_app(page)
+    assert _iteration(page) == 1 and "mx_iter=1" in page.url
+    assert page.locator(EXCEPTION).count() == 0
+    _screenshot(page, screenshot_dir, "mixtures-iteration-1")
+
+
+def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
+    open_app("")
+    page = open_app("mixtures", "?mx_click=add+points")  # select boxes and segmented controls bind their labels
+    before = _n_points(page)
+    chart = page.locator(".js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    plot_area = chart.locator(".nsewdrag").first.bounding_box()  # the plotting area, without axes and legend
+    # the well-separated preset leaves the centre-top of the plot empty: the invisible click grid catches the click
+    page.mouse.click(plot_area["x"] + plot_area["width"] * 0.5, plot_area["y"] + plot_area["height"] * 0.55)
+    page.wait_for_function(
+        f"() => /Current data: .* {before + 1} points/.test(document.body.innerText)", timeout=30_000
+    )
+    wait_for_app(page)
+    assert _n_points(page) == before + 1
+    assert page.locator(EXCEPTION).count() == 0
+    _screenshot(page, screenshot_dir, "mixtures-added-point")
