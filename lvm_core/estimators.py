@@ -310,3 +310,119 @@ def adapt_latent_grid(log_f: Callable[[torch.Tensor], torch.Tensor], batch: int,
         width = hi - lo
         lo, hi = torch.where(touch_lo, lo - width / 2, lo), torch.where(touch_hi, hi + width / 2, hi)
     return LatentGrid(center, scale, lo, hi, _final_resolution(d, resolution))
+
+
+# ------------------------------------------------------------------ estimator statistics (estimating helper, issue 5)
+def _log_abs_expm1(a: torch.Tensor) -> torch.Tensor:
+    """log |exp(a) - 1|, finite for any finite a (no overflow for large a, no cancellation near 0 beyond expm1's)."""
+    pos = a > 0
+    safe = torch.where(pos, -a, a)  # <= 0, so expm1 never overflows
+    return torch.where(pos, a, torch.zeros_like(a)) + torch.log(-torch.expm1(safe))
+
+
+def estimator_summary(log_estimates: torch.Tensor, log_px, dim: int = 0) -> dict[str, torch.Tensor]:
+    """Statistics of repeated estimates log p-hat (trials along ``dim``) against the exact log p(x), all in log space.
+
+    With r = p-hat / p(x) = exp(log p-hat - log p(x)):
+      bias_rel  = E[r] - 1                relative bias of p-hat (0 for an unbiased estimator, up to MC error)
+      sd_rel    = SD(r)                   standard deviation of p-hat relative to p(x)
+      rel_rmse  = sqrt(E[(r - 1)^2])      relative root-mean-square error of p-hat
+      log_rel_rmse, log_sd_rel            their logs (finite even when p-hat overshoots by e^1000)
+      bias_log  = E[log p-hat] - log p(x) bias of log p-hat in nats (<= 0 in expectation: Jensen)
+      sd_log    = SD(log p-hat)           in nats
+      rmse_log  = sqrt(E[(log p-hat - log p(x))^2])
+    Moments are over the trials (divide by trials, not trials - 1). Returns a dict of tensors with ``dim`` removed.
+    """
+    log_estimates = torch.as_tensor(log_estimates)
+    log_px = torch.as_tensor(log_px, dtype=log_estimates.dtype)
+    if dim < 0:
+        dim += log_estimates.ndim
+    a = log_estimates - log_px.unsqueeze(dim) if log_px.ndim else log_estimates - log_px  # log r
+    log_mean_r = log_mean_exp(a, dim=dim)
+    # every estimate 0 (log -inf): no spread; otherwise the deviations r_i / mean(r) - 1 in log space
+    centred = torch.where(torch.isneginf(log_mean_r).unsqueeze(dim), -math.inf, a - log_mean_r.unsqueeze(dim))
+    log_sd_rel = 0.5 * log_mean_exp(2 * _log_abs_expm1(centred), dim=dim) + log_mean_r
+    log_rel_rmse = 0.5 * log_mean_exp(2 * _log_abs_expm1(a), dim=dim)
+    return {
+        "bias_rel": torch.expm1(log_mean_r),
+        "sd_rel": torch.exp(log_sd_rel),
+        "log_sd_rel": log_sd_rel,
+        "rel_rmse": torch.exp(log_rel_rmse),
+        "log_rel_rmse": log_rel_rmse,
+        "bias_log": a.mean(dim),
+        "sd_log": a.std(dim, correction=0),
+        "rmse_log": a.pow(2).mean(dim).sqrt(),
+    }
+
+
+# ------------------------------------------------------ common random numbers (estimating helper, issue 5)
+# Every estimator transforms the same uniforms u ~ U(0, 1): the naive box takes lo + (hi - lo) u, a Gaussian q takes
+# loc + scale * Phi^-1(u), a Student-t q divides that Gaussian draw by sqrt(chi2_df / df) built from its own extra
+# stream. Trial r's stream depends only on (seed, r), and within a trial sample j is the j-th row, so an estimate
+# with k samples uses exactly the first k draws of one with more: differences between estimators or between k are
+# the estimators' own, not the noise's.
+
+
+def crn_uniforms(seed: int, trials: int, k: int, width: int, first_trial: int = 0, stream: int = 0,
+                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Uniforms in (0, 1) of shape (k, trials, width); trial r's (k, width) block comes from a generator seeded by
+    (seed, first_trial + r, stream) alone, so blocks are prefixes of each other in k and independent of trials."""
+    import numpy as np
+
+    out = np.empty((trials, k, width))
+    for r in range(trials):  # one generator per trial (not per sample): the stream layout is fixed by (seed, r)
+        out[r] = np.random.default_rng([int(seed), first_trial + r, stream]).random((k, width))
+    # 0 has probability 2^-53 but Phi^-1(0) = -inf: nudge it to the smallest positive double
+    u = torch.from_numpy(np.maximum(out, np.finfo(float).tiny)).to(dtype)
+    return u.transpose(0, 1)  # (k, trials, width)
+
+
+def uniform_to_box(u: torch.Tensor, lo: float, hi: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = lo + (hi - lo) u, uniform on the box [lo, hi]^d. u: (..., d) -> (z: (..., d), log q(z): (...))."""
+    z = lo + (hi - lo) * u
+    return z, torch.full(u.shape[:-1], -u.shape[-1] * math.log(hi - lo), dtype=u.dtype)
+
+
+def uniform_to_gaussian(u: torch.Tensor, loc, scale) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = loc + L eps with eps = Phi^-1(u) ~ N(0, I). scale: (d,) standard deviations, or (d, d) lower-triangular L.
+
+    u: (..., d) -> (z: (..., d), log N(z; loc, L L^T): (...)). Broadcasting: loc (batch, d) with u (..., 1, d).
+    """
+    loc, scale = torch.as_tensor(loc, dtype=u.dtype), torch.as_tensor(scale, dtype=u.dtype)
+    eps = torch.special.ndtri(u)
+    if scale.ndim >= 2:
+        z = loc + (scale @ eps[..., None])[..., 0]
+        log_det = torch.log(torch.diagonal(scale, dim1=-2, dim2=-1)).sum(-1)
+    else:
+        z = loc + scale * eps
+        log_det = torch.log(scale).sum(-1)
+    return z, -0.5 * (eps.pow(2).sum(-1) + u.shape[-1] * math.log(2 * math.pi)) - log_det
+
+
+def uniform_to_student_t(u: torch.Tensor, u_chi2: torch.Tensor, loc, scale, df: int) -> tuple[torch.Tensor,
+                                                                                               torch.Tensor]:
+    """z = loc + scale * eps / sqrt(V / df), eps = Phi^-1(u), V = sum of df squared normals from u_chi2 (per axis).
+
+    Independent Student-t axes with integer ``df``. u: (..., d), u_chi2: (..., d * df) -> (z: (..., d), log q: (...)).
+    """
+    loc, scale = torch.as_tensor(loc, dtype=u.dtype), torch.as_tensor(scale, dtype=u.dtype)
+    d = u.shape[-1]
+    v = torch.special.ndtri(u_chi2[..., : d * df]).pow(2).reshape(*u.shape[:-1], d, df).sum(-1)  # (..., d)
+    t = torch.special.ndtri(u) / torch.sqrt(v / df)
+    z = loc + scale * t
+    log_q = (torch.lgamma(torch.tensor((df + 1) / 2, dtype=u.dtype)) - torch.lgamma(torch.tensor(df / 2, dtype=u.dtype))
+             - 0.5 * math.log(df * math.pi) - torch.log(scale) - (df + 1) / 2 * torch.log1p(t.pow(2) / df))
+    return z, log_q.sum(-1)
+
+
+def uniform_to_categorical(u: torch.Tensor, probs) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot z ~ Categorical(probs) by inverse CDF of u[..., 0]. probs: (K,) or (batch, K), u: (..., 1) ->
+    (z: (..., K) one-hot, log q(z): (...))."""
+    probs = torch.as_tensor(probs, dtype=u.dtype)
+    cdf = torch.cumsum(probs, -1)
+    cdf = cdf / cdf[..., -1:]
+    shape = torch.broadcast_shapes(u.shape[:-1], probs.shape[:-1])
+    idx = torch.searchsorted(cdf.expand(*shape, -1).contiguous(), u[..., :1].expand(*shape, 1).contiguous(),
+                             right=True)[..., 0].clamp(max=probs.shape[-1] - 1)
+    z = torch.nn.functional.one_hot(idx, probs.shape[-1]).to(u.dtype)
+    return z, torch.log((z * probs).sum(-1))

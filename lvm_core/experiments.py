@@ -5,10 +5,25 @@ of log p(x), and the latent-space picture of one estimate. Everything vectorised
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from torch.distributions import MultivariateNormal, Normal, StudentT
 
-from lvm_core.estimators import exact_log_marginal
+from lvm_core.estimators import (
+    adapt_latent_grid,
+    crn_uniforms,
+    effective_sample_size,
+    estimator_summary,
+    exact_log_marginal,
+    normalized_weights,
+    uniform_to_box,
+    uniform_to_categorical,
+    uniform_to_gaussian,
+    uniform_to_student_t,
+)
 
 # z-grid points per axis for the display density of a continuous model without a closed form (1-D, 2-D latent)
 DISPLAY_Z_RESOLUTION = {1: 601, 2: 61}
@@ -47,3 +62,305 @@ def log_marginal_on_grid(model, xs: torch.Tensor, ys: torch.Tensor) -> torch.Ten
                 acc = torch.logaddexp(acc, torch.logsumexp(log_f(z[i:i + step]), 0))
             out = acc + log_cell
     return out.reshape(len(ys), len(xs))
+
+
+# ---------------------------------------------------------------------------------------- proposals and presets
+
+ESTIMATORS = ("naive", "prior", "importance")
+ESTIMATOR_LABELS = {"naive": "naive MC (uniform box)", "prior": "prior sampling", "importance": "importance sampling"}
+PRESETS = ("prior", "fitted", "too narrow", "too wide", "shifted")
+PRESET_FACTOR = 10.0  # "too narrow" / "too wide": the posterior's standard deviation divided / multiplied by this
+PRESET_SHIFT = 3.0  # "shifted": the fitted q moved by this many posterior standard deviations on every axis
+MAX_EVALUATIONS = 2 * 10**7  # k * trials per estimator; beyond it the page lowers the trials (and says so)
+CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over trials
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """How one estimator draws z from the common uniforms (hashable, so it can key a cache).
+
+    family: "box" (uniform on [lo, hi]^d), "gaussian" / "student_t" (independent axes, loc and scale per axis,
+    integer df), "categorical" (a discrete z with the given probabilities). A Gaussian with loc 0, scale 1 is the prior.
+    """
+
+    family: str
+    loc: tuple[float, ...] = ()
+    scale: tuple[float, ...] = ()
+    df: int = 3
+    lo: float = -4.0
+    hi: float = 4.0
+    probs: tuple[float, ...] = ()
+
+    def sample(self, u: torch.Tensor, u_chi2: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """u: (..., width) uniforms -> (z: (..., latent_dim), log q(z): (...))"""
+        if self.family == "box":
+            return uniform_to_box(u, self.lo, self.hi)
+        if self.family == "gaussian":
+            return uniform_to_gaussian(u, self.loc, self.scale)
+        if self.family == "student_t":
+            return uniform_to_student_t(u, u_chi2, self.loc, self.scale, self.df)
+        if self.family == "categorical":
+            return uniform_to_categorical(u, self.probs)
+        raise ValueError(f"unknown proposal family {self.family!r}")
+
+    def log_density(self, z: torch.Tensor, axes: int) -> torch.Tensor:
+        """log q of the first ``axes`` coordinates of z (its marginal there): z (..., axes) -> (...)"""
+        z = z[..., :axes]
+        if self.family == "box":
+            inside = ((z >= self.lo) & (z <= self.hi)).all(-1)
+            return torch.where(inside, -axes * math.log(self.hi - self.lo), -math.inf)
+        loc = torch.as_tensor(self.loc[:axes], dtype=z.dtype)
+        scale = torch.as_tensor(self.scale[:axes], dtype=z.dtype)
+        if self.family == "gaussian":
+            return Normal(loc, scale).log_prob(z).sum(-1)
+        if self.family == "student_t":
+            return StudentT(float(self.df), loc, scale).log_prob(z).sum(-1)
+        raise ValueError(f"no density on a plane for the {self.family!r} family")
+
+
+def uniform_width(model, proposal: Proposal) -> int:
+    """uniforms per sample in the main stream: one per latent axis (one in all for a discrete z)"""
+    return 1 if proposal.family == "categorical" else model.latent_dim
+
+
+def default_proposals(model, box: tuple[float, float], q: Proposal) -> dict[str, Proposal]:
+    """The page's three estimators: naive (uniform box, or uniform over a discrete z's values), the prior, and q."""
+    if model.discrete:
+        K = model.latent_dim
+        prior = torch.softmax(model.log_weights.detach(), -1).tolist()
+        return {"naive": Proposal("categorical", probs=(1.0 / K,) * K),
+                "prior": Proposal("categorical", probs=tuple(prior)), "importance": q}
+    d = model.latent_dim
+    return {"naive": Proposal("box", lo=float(box[0]), hi=float(box[1])),
+            "prior": Proposal("gaussian", loc=(0.0,) * d, scale=(1.0,) * d), "importance": q}
+
+
+def posterior_moments(model, x: torch.Tensor, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Mean and per-axis standard deviation of p(z|x) for one point x (1, data_dim) -> (mean (d,), std (d,), how).
+
+    Closed form where the model has one; moments on the adaptive quadrature grid for a 1-/2-D latent; else a
+    mean-field Gaussian fitted by maximising the ELBO (the notes' inner loop). A discrete z: (probs, probs, ...).
+    """
+    with torch.no_grad():
+        posterior = getattr(model, "closed_form_posterior", None)
+        if posterior is not None:
+            p = posterior(x)
+            return p.mean[0].numpy(), p.variance[0].sqrt().numpy(), "closed form"
+        if model.discrete:
+            probs = torch.softmax(model.log_joint(x, model.enumerate_latents())[:, 0], 0).numpy()
+            return probs, probs, "exact sum over z"
+        if model.latent_dim <= 2:
+            log_f = lambda z: model.log_joint(x, z)  # noqa: E731
+            grid = adapt_latent_grid(log_f, 1, model.latent_dim, x.dtype, x.device, resolution=41)
+            w = torch.softmax(log_f(grid.z) + grid.log_cell, 0)[..., None]  # (n, 1, 1)
+            mean = (w * grid.z).sum(0)
+            std = (w * (grid.z - mean).pow(2)).sum(0).sqrt()
+            return mean[0].numpy(), std[0].numpy(), "quadrature"
+    from lvm_core.inference import fit_local_posterior
+
+    q, _ = fit_local_posterior(model, x, steps=300, lr=0.05, k=8, seed=seed)
+    return q.mean[0].detach().numpy(), q.stddev[0].detach().numpy(), "fitted by maximising the ELBO"
+
+
+def preset_proposal(name: str, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(loc, scale) of q for a preset: prior, fitted (the posterior's moments), too narrow, too wide, shifted."""
+    d = len(mean)
+    if name == "prior":
+        return np.zeros(d), np.ones(d)
+    if name == "fitted":
+        return mean.copy(), std.copy()
+    if name == "too narrow":
+        return mean.copy(), std / PRESET_FACTOR
+    if name == "too wide":
+        return mean.copy(), std * PRESET_FACTOR
+    if name == "shifted":
+        return mean + PRESET_SHIFT * std, std.copy()
+    raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+
+
+def discrete_proposal(posterior: np.ndarray, prior: np.ndarray, mix: float) -> Proposal:
+    """q(z) = (1 - mix) p(z|x) + mix p(z) for a discrete z: mix = 0 is the exact posterior, 1 the prior."""
+    probs = (1.0 - mix) * np.asarray(posterior) + mix * np.asarray(prior)
+    return Proposal("categorical", probs=tuple(float(p) for p in probs / probs.sum()))
+
+
+# ------------------------------------------------------------------------------------ estimates with shared noise
+
+
+def crn_log_weights(model, x: torch.Tensor, proposal: Proposal, seed: int, k: int, trials: int,
+                    first_trial: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """log w = log p(x, z) - log q(z) for z from the common uniforms of (seed, trial): the same u for every proposal.
+
+    x: (1, data_dim). Returns (log_w: (k, trials), z: (k, trials, latent_dim)).
+    """
+    u = crn_uniforms(seed, trials, k, uniform_width(model, proposal), first_trial, dtype=x.dtype)  # (k, trials, w)
+    u_chi2 = None
+    if proposal.family == "student_t":  # its own stream, so the Gaussian part stays common with the others
+        u_chi2 = crn_uniforms(seed, trials, k, model.latent_dim * proposal.df, first_trial, stream=1, dtype=x.dtype)
+    with torch.no_grad():
+        z, log_q = proposal.sample(u, u_chi2)  # (k, trials, d), (k, trials)
+        flat = z.reshape(-1, 1, z.shape[-1])  # one long batch of samples evaluates faster than nested batch axes
+        log_joint = model.log_joint(x, flat).reshape(k, trials)
+    return log_joint - log_q, z
+
+
+def sweep_ks(k: int, points: int = 16) -> np.ndarray:
+    """about `points` sample counts from 1 to k, evenly spaced in log k (distinct integers, k included)"""
+    return np.unique(np.round(np.logspace(0, math.log10(max(k, 1)), points)).astype(int))
+
+
+@dataclass
+class EstimatorRun:
+    """R trials of one estimator with k samples each; arrays over trials, log quantities in nats.
+
+    log_estimates: (trials,) log p-hat_k. sweep_k: (n,) sample counts; sweep: (n, trials) log p-hat at each of
+    them, from the first k draws of the same trials (common random numbers). ess, max_weight: (trials,) Kish ESS
+    and largest normalised weight. shown_z: (m, latent_dim) the first trial's first m samples, shown_w: (m,) their
+    normalised weights (normalised over all k). seconds_per_sample: wall time per sample of this estimator.
+    """
+
+    log_estimates: np.ndarray
+    sweep_k: np.ndarray
+    sweep: np.ndarray
+    ess: np.ndarray
+    max_weight: np.ndarray
+    shown_z: np.ndarray
+    shown_w: np.ndarray
+    seconds_per_sample: float
+
+
+def run_estimator(model, x: torch.Tensor, proposal: Proposal, k: int, trials: int, seed: int,
+                  max_shown: int = 2000, sweep_points: int = 16) -> EstimatorRun:
+    """R = trials estimates of log p(x) with k samples each, plus their prefixes at ``sweep_ks(k)`` (one pass:
+    a cumulative logsumexp over the samples). Chunked over trials so memory stays bounded. x: (1, data_dim)."""
+    ks = sweep_ks(k, sweep_points)
+    t_chunk = max(1, CHUNK // (k * max(1, model.latent_dim)))
+    parts = {"est": [], "sweep": [], "ess": [], "maxw": []}
+    shown_z = shown_w = None
+    start = time.perf_counter()
+    for t0 in range(0, trials, t_chunk):
+        t = min(t_chunk, trials - t0)
+        log_w, z = crn_log_weights(model, x, proposal, seed, k, t, first_trial=t0)  # (k, t), (k, t, d)
+        log_w = log_w.nan_to_num(nan=-math.inf)  # a sample where p(x, z) underflows to nothing carries no weight
+        cum = torch.logcumsumexp(log_w, 0)  # (k, t): log sum of the first j weights
+        ks_t = torch.as_tensor(ks, dtype=log_w.dtype)
+        parts["sweep"].append(cum[ks - 1] - torch.log(ks_t)[:, None])
+        parts["est"].append(cum[-1] - math.log(k))
+        parts["ess"].append(effective_sample_size(log_w, 0))
+        parts["maxw"].append(torch.exp(log_w.max(0).values - cum[-1]))
+        if shown_z is None:
+            shown_z = z[:max_shown, 0].numpy()
+            shown_w = normalized_weights(log_w[:, 0], 0)[:max_shown].nan_to_num(0.0).numpy()
+    seconds = (time.perf_counter() - start) / (k * trials)
+    cat = {name: torch.cat(v, -1).numpy() for name, v in parts.items()}
+    # all weights zero (x unreachable from these samples): ESS and the largest weight are undefined; report 1
+    return EstimatorRun(cat["est"], ks, cat["sweep"], np.nan_to_num(cat["ess"], nan=1.0),
+                        np.nan_to_num(cat["maxw"], nan=1.0), shown_z, shown_w, seconds)
+
+
+def summary_table(runs: dict[str, EstimatorRun], log_px: float | None, k: int) -> list[dict]:
+    """One row per estimator: bias, standard deviation, relative RMSE (of p-hat and of log p-hat), mean Kish ESS
+    and the largest normalised weight (averaged over trials); statistics need the exact log p(x) (None: NaN)."""
+    rows = []
+    for name, run in runs.items():
+        est = torch.as_tensor(run.log_estimates)
+        row = {"estimator": name, "k": k, "trials": len(est), "mean log p-hat": float(est.mean()),
+               "sd log p-hat": float(est.std(correction=0))}
+        if log_px is not None and math.isfinite(log_px):
+            s = estimator_summary(est, log_px)
+            row |= {key: float(s[key]) for key in ("bias_rel", "sd_rel", "rel_rmse", "log_rel_rmse", "bias_log",
+                                                    "sd_log", "rmse_log")}
+        row |= {"ess": float(np.mean(run.ess)), "ess_fraction": float(np.mean(run.ess)) / k,
+                "max_weight": float(np.mean(run.max_weight))}
+        rows.append(row)
+    return rows
+
+
+def sweep_statistics(run: EstimatorRun, log_px: float) -> dict[str, np.ndarray]:
+    """relative RMSE (and its log), E[log p-hat_k] and its standard error at every k of the run's sweep: (n,) each"""
+    s = estimator_summary(torch.as_tensor(run.sweep), log_px, dim=1)
+    trials = run.sweep.shape[1]
+    return {"k": run.sweep_k, "rel_rmse": s["rel_rmse"].numpy(), "log_rel_rmse": s["log_rel_rmse"].numpy(),
+            "mean_log": run.sweep.mean(1), "se_log": run.sweep.std(1) / math.sqrt(trials),
+            "seconds": run.sweep_k * run.seconds_per_sample}
+
+
+def trials_within_budget(k: int, trials: int) -> int:
+    """the trials actually run: at most MAX_EVALUATIONS / k (and at least 2), so any k stays computable"""
+    return max(2, min(trials, MAX_EVALUATIONS // max(k, 1)))
+
+
+# ----------------------------------------------------------------------------------------------- the latent space
+
+
+def latent_view(mean: np.ndarray, std: np.ndarray, proposal: Proposal, axes: int) -> np.ndarray:
+    """the plotted range per axis (axes, 2): the posterior +-4 sd joined with q's +-2.5 scale, but at most 4x wider
+    than the posterior's range, so a q a thousand times too wide does not shrink the posterior to a dot"""
+    lo, hi = mean[:axes] - 4 * std[:axes], mean[:axes] + 4 * std[:axes]
+    if proposal.family in ("gaussian", "student_t"):
+        loc, scale = np.asarray(proposal.loc[:axes]), np.asarray(proposal.scale[:axes])
+        lo, hi = np.minimum(lo, loc - 2.5 * scale), np.maximum(hi, loc + 2.5 * scale)
+    centre, half = mean[:axes], 4 * (4 * std[:axes])
+    return np.stack([np.maximum(lo, centre - half), np.minimum(hi, centre + half)], -1)
+
+
+def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: Proposal, view: np.ndarray,
+                   n: int | None = None) -> dict:
+    """The exact posterior and q on the latent plane (first one or two axes) for the figure.
+
+    view: (axes, 2) ranges. Returns {"axes": 1 | 2, "zs": [grid per axis], "log_post": (n,) or (n, n) rows along
+    z2 (None when p(z|x) has no computable form there), "log_q": same shape, "marginal": bool (axes < latent_dim)}.
+    """
+    d = model.latent_dim
+    axes = 1 if d == 1 else 2
+    n = n or (400 if axes == 1 else 90)
+    zs = [torch.linspace(float(view[i, 0]), float(view[i, 1]), n, dtype=x.dtype) for i in range(axes)]
+    z = zs[0][:, None] if axes == 1 else torch.stack(torch.meshgrid(zs[0], zs[1], indexing="xy"), -1).reshape(-1, 2)
+    log_post = None
+    with torch.no_grad():
+        if d == axes and log_px is not None:
+            log_post = model.log_joint(x, z[:, None, :])[:, 0] - log_px  # (n^axes,)
+        elif getattr(model, "closed_form_posterior", None) is not None:
+            post = model.closed_form_posterior(x)  # the marginal of a Gaussian on axes (1, 2) is Gaussian
+            log_post = MultivariateNormal(post.mean[0, :axes], post.covariance_matrix[0, :axes, :axes]).log_prob(z)
+        log_q = proposal.log_density(z, axes)
+    shape = (n,) if axes == 1 else (n, n)
+    return {"axes": axes, "zs": [a.numpy() for a in zs],
+            "log_post": None if log_post is None else log_post.reshape(shape).numpy(),
+            "log_q": log_q.reshape(shape).numpy(), "marginal": axes < d}
+
+
+def discrete_picture(model, x: torch.Tensor, proposal: Proposal, run: EstimatorRun) -> dict:
+    """p(z = k | x), q(z = k) and the normalised weight each component received in the first trial: (K,) each"""
+    with torch.no_grad():
+        post = torch.softmax(model.log_joint(x, model.enumerate_latents())[:, 0], 0).numpy()
+    weight = (run.shown_z * run.shown_w[:, None]).sum(0)
+    return {"posterior": post, "q": np.asarray(proposal.probs), "weight": weight}
+
+
+# ------------------------------------------------------------------------------------ the curse of dimensionality
+
+
+def dimension_sweep(dims, sigma: float, k: int, trials: int, seed: int, box: tuple[float, float] = (-4.0, 4.0),
+                    model_seed: int = 0) -> dict[str, np.ndarray]:
+    """Relative RMSE of p-hat at fixed k against the latent dimension of the linear-Gaussian model.
+
+    For each d: LinearGaussianLVM.random(d, 2, sigma, model_seed), x = b (the centre of p(x)), and three estimators
+    with common random numbers: naive MC on the box, the prior as proposal, and q = the posterior's mean-field
+    moments (importance). Returns {"dims": (n,), name: (n,) relative RMSE, "log_" + name: (n,) its log}.
+    """
+    from lvm_core.models import LinearGaussianLVM
+
+    out = {"dims": np.asarray(list(dims))}
+    for d in out["dims"]:
+        model = LinearGaussianLVM.random(int(d), 2, sigma, seed=model_seed)
+        x = model.b.detach()[None]
+        log_px = float(exact_log_marginal(model, x)[0])
+        mean, std, _ = posterior_moments(model, x)
+        q = Proposal("gaussian", tuple(mean.tolist()), tuple(std.tolist()))
+        for name, proposal in default_proposals(model, box, q).items():
+            run = run_estimator(model, x, proposal, k, trials, seed, max_shown=0, sweep_points=1)
+            s = estimator_summary(torch.as_tensor(run.log_estimates), log_px)
+            out.setdefault(name, []).append(float(s["rel_rmse"]))
+            out.setdefault("log_" + name, []).append(float(s["log_rel_rmse"]))
+    return {key: np.asarray(v) for key, v in out.items()}

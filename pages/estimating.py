@@ -1,8 +1,348 @@
-"""Estimating p(x): naive Monte Carlo against importance sampling, beside the exact answer (issue 5)."""
+"""Estimating p(x): naive Monte Carlo against importance sampling, beside the exact answer (issue 5).
 
+Widgets -> lvm_core.experiments (cached, common random numbers) -> lvm_core.plots.estimating -> charts. No maths here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from ui.selection import model_and_point
+from lvm_core import experiments as ex
+from lvm_core.plots import estimating as figs
+from ui.selection import Selection, model_and_point
+from ui.sidebar import page_seed, presentation_scale
+
+PREFIX = "est"
+K_OPTIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
+LOC_RANGE = (-10.0, 10.0)
+LOG_SCALE_RANGE = (-5.0, 2.0)  # log10 of q's scale per axis: 1e-5 .. 100
+DEGENERATE_ESS = 1.5  # mean Kish ESS below this: the weights have degenerated onto one sample
+DIM_SWEEP_MAX_K, DIM_SWEEP_MAX_TRIALS = 10_000, 100
+FAMILIES = {"gaussian": "Gaussian", "student_t": "Student-t (heavy tails)"}
+COST_AXES = {"k": "k (model evaluations)", "seconds": "wall time"}
+LABELS = dict(ex.ESTIMATOR_LABELS)
+
+ss = st.session_state
+
+
+def height(h: int) -> int:
+    return int(h * presentation_scale())
+
+
+def unset(key: str, value) -> dict:
+    """a widget's default only while callbacks have not set its key (Streamlit warns when both are given)"""
+    return {} if key in ss else {"value": value}
+
+
+def guarded(section, *args):
+    """run a page section; an unexpected failure becomes an explanation, never a traceback"""
+    try:
+        return section(*args)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a live demo
+        st.error(f"This part of the page could not be drawn ({type(exc).__name__}: {exc}). Try other settings.",
+                 icon=":material/error:")
+        return None
+
+
+# ------------------------------------------------------------------------------------------------- cached work
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def posterior_moments(model_key: str, point: tuple[float, ...], _model, _x):
+    """mean and per-axis standard deviation of p(z|x) (the "fitted" preset)"""
+    return ex.posterior_moments(_model, _x)
+
+
+@st.cache_data(max_entries=96, show_spinner=False)
+def run(model_key: str, point: tuple[float, ...], proposal_key: str, k: int, trials: int, seed: int, _model, _x,
+        _proposal) -> ex.EstimatorRun:
+    """R trials of one estimator with k samples (cached per estimator: moving q reruns importance sampling only)"""
+    return ex.run_estimator(_model, _x, _proposal, k, trials, seed)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def dimension_sweep(sigma: float, k: int, trials: int, seed: int, box: tuple[float, float]):
+    return ex.dimension_sweep(range(1, 11), sigma, k, trials, seed, box)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def trials_csv(log_estimates: dict, ess: dict, max_weight: dict, k: int, seed: int) -> bytes:
+    frames = [pd.DataFrame({"estimator": name, "trial": np.arange(1, len(v) + 1), "k": k, "seed": seed,
+                            "log_p_hat": v, "p_hat": np.exp(v), "ess": ess[name], "max_weight": max_weight[name]})
+              for name, v in log_estimates.items()]
+    return pd.concat(frames, ignore_index=True).to_csv(index=False).encode()
+
+
+# ---------------------------------------------------------------------------------------------------- the idea
 
 st.title("Estimating p(x)")
-sel = model_and_point("est")
+st.markdown(
+    "A latent variable model defines $p(x)$ only through an integral over the hidden $z$. Naive Monte Carlo "
+    "averages $p(x, z)$ over $z$ drawn uniformly from a box: it *works in theory but not in practice*, because almost "
+    "all of the box is where $p(x, z)$ is negligible. **Importance sampling** draws $z$ from a proposal $q(z)$ instead "
+    "and reweights: with a good $q$ a few samples suffice. Both estimate $p(x)$ without bias, but the **log** of an "
+    "unbiased estimate is biased low (Jensen's inequality)."
+)
+st.latex(r"p(x) = \int p(x, z)\,dz = \mathbb E_{z \sim q}\!\left[\frac{p(x, z)}{q(z)}\right] "
+         r"\approx \frac{1}{k}\sum_{j=1}^{k} \frac{p(x, z_j)}{q(z_j)}, \qquad z_j \sim q(z)")
+
+st.header("1 · The model and the point x")
+sel: Selection = model_and_point(PREFIX)
+
+# ------------------------------------------------------------------------------------------ the proposal controls
+
+
+def qkey(kind: str, i: int) -> str:
+    return f"{PREFIX}_q{kind}_{i}"
+
+
+def fitted_moments() -> tuple[np.ndarray, np.ndarray, str]:
+    return posterior_moments(sel.model_key, sel.point, sel.model, sel.x)
+
+
+def apply_preset(name: str) -> None:
+    """set q's sliders to a preset (a callback: runs before the sliders are drawn)"""
+    mean, std, _ = fitted_moments()
+    if sel.model.discrete:
+        ss[f"{PREFIX}_qmix"] = 1.0 if name == "prior" else 0.0
+        return
+    loc, scale = ex.preset_proposal(name, mean, std)
+    for i in range(sel.model.latent_dim):
+        ss[qkey("loc", i)] = float(np.clip(round(loc[i], 3), *LOC_RANGE))
+        ss[qkey("lsc", i)] = float(np.clip(round(math.log10(scale[i]), 2), *LOG_SCALE_RANGE))
+
+
+def init_proposal_sliders() -> None:
+    """first visit: q starts at the fitted preset, unless the URL (or this session) already says where q is"""
+    d = sel.model.latent_dim
+    keys = [qkey(kind, i) for i in range(d) for kind in ("loc", "lsc")]
+    if all(key not in ss and key not in st.query_params for key in keys) and not sel.model.discrete:
+        apply_preset("fitted")
+
+
+def proposal_controls() -> ex.Proposal:
+    """q's family, presets and sliders -> the importance proposal"""
+    d = sel.model.latent_dim
+    if sel.model.discrete:
+        mean, _, _ = fitted_moments()
+        prior = np.exp(sel.model.log_weights.detach().numpy())
+        prior = prior / prior.sum()
+        c1, c2 = st.columns([2, 3])
+        with c1:
+            b1, b2 = st.columns(2)
+            b1.button("prior", key=f"{PREFIX}_preset_prior", on_click=apply_preset, args=("prior",))
+            b2.button("fitted (exact posterior)", key=f"{PREFIX}_preset_fitted", on_click=apply_preset,
+                      args=("fitted",))
+        mix = c2.slider("q = (1 − λ) p(z|x) + λ p(z): λ", 0.0, 1.0, **unset(f"{PREFIX}_qmix", 0.5), step=0.01,
+                        key=f"{PREFIX}_qmix", bind="query-params",
+                        help="λ = 0 is the exact posterior (zero variance), λ = 1 the prior.")
+        return ex.discrete_proposal(mean, prior, mix)
+    c1, c2, c3 = st.columns([1.6, 1, 3.4])
+    family = c1.segmented_control("q's family", list(FAMILIES), format_func=FAMILIES.get, default="gaussian",
+                                  key=f"{PREFIX}_qfamily", bind="query-params", required=True) or "gaussian"
+    df = 3
+    if family == "student_t":
+        df = c2.slider("degrees of freedom ν", 1, 10, 3, key=f"{PREFIX}_qdf", bind="query-params",
+                       help="Smaller ν, heavier tails; ν = 1 is the Cauchy distribution.")
+    with c3:
+        st.caption("Presets for q (location and scale per axis):")
+        cols = st.columns(len(ex.PRESETS))
+        for col, name in zip(cols, ex.PRESETS, strict=True):
+            col.button(name, key=f"{PREFIX}_preset_{name.replace(' ', '_')}", on_click=apply_preset, args=(name,),
+                       help=PRESET_HELP[name], width="stretch")
+    holder = st.expander(f"q's location and scale on each of the {d} latent axes", expanded=True) if d > 2 \
+        else st.container()
+    locs, scales = [], []
+    with holder:
+        per_row = 2 if d <= 2 else 4
+        for start in range(0, d, per_row):
+            cols = st.columns(2 * per_row)
+            for j, i in enumerate(range(start, min(d, start + per_row))):
+                loc_key, lsc_key = qkey("loc", i), qkey("lsc", i)
+                locs.append(cols[2 * j].slider(f"location μ{i + 1}", *LOC_RANGE, **unset(loc_key, 0.0), step=0.01,
+                                               key=loc_key, bind="query-params"))
+                lsc = cols[2 * j + 1].slider(f"log₁₀ scale σ{i + 1}", *LOG_SCALE_RANGE, **unset(lsc_key, 0.0),
+                                             step=0.01, key=lsc_key, bind="query-params",
+                                             help="q's scale on a log axis: 0 is 1, −3 is 0.001, 2 is 100.")
+                scales.append(10.0**lsc)
+    return ex.Proposal(family, loc=tuple(locs), scale=tuple(scales), df=int(df))
+
+
+PRESET_HELP = {
+    "prior": "q = p(z) = N(0, I): importance sampling becomes sampling from the prior.",
+    "fitted": "q matched to the exact posterior's mean and per-axis standard deviation.",
+    "too narrow": f"The fitted q with a {ex.PRESET_FACTOR:g}x smaller scale: it misses the posterior's tails.",
+    "too wide": f"The fitted q with a {ex.PRESET_FACTOR:g}x larger scale: most samples land where p(x, z) is tiny.",
+    "shifted": f"The fitted q moved by {ex.PRESET_SHIFT:g} posterior standard deviations on every axis.",
+}
+
+# ------------------------------------------------------------------------------------------------ the estimates
+
+
+def estimates_section() -> None:
+    st.header("2 · Naive Monte Carlo against importance sampling")
+    init_proposal_sliders()
+    c1, c2, c3 = st.columns([2.2, 1.6, 1.6])
+    k = c1.select_slider("samples per estimate k", K_OPTIONS, value=1_000, key=f"{PREFIX}_k", bind="query-params",
+                         format_func=lambda v: f"{v:,}")
+    trials_asked = c2.slider("trials R", 10, 1000, 200, step=10, key=f"{PREFIX}_R", bind="query-params",
+                             help="Repeated estimates, each with its own k samples, to see each estimator's spread.")
+    half = 4.0
+    if not sel.model.discrete:
+        half = c3.slider("naive box half-width a", 0.5, 20.0, 4.0, step=0.5, key=f"{PREFIX}_box",
+                         bind="query-params", help="Naive MC draws z uniformly from the box [−a, a]^d.")
+    box = (-half, half)
+    q = proposal_controls()
+    seed = page_seed()
+    trials = ex.trials_within_budget(k, trials_asked)
+    st.caption(
+        f"**Common random numbers** (seed {seed}): all three estimators transform the *same* uniform draws (the box "
+        "maps them linearly, the prior and q through the normal quantile function), and an estimate with k samples "
+        "uses the first k draws of the same stream as one with more. A difference on screen is the estimator's, not "
+        "the noise's. Change the seed in the sidebar (or press Resample) for new draws."
+    )
+    if trials < trials_asked:
+        st.info(f"R lowered to {trials} for k = {k:,}: at most {ex.MAX_EVALUATIONS:,} model evaluations per "
+                "estimator keep the page responsive.", icon=":material/speed:")
+
+    proposals = ex.default_proposals(sel.model, box, q)
+    runs = {name: run(sel.model_key, sel.point, repr(p), k, trials, seed, sel.model, sel.x, p)
+            for name, p in proposals.items()}
+    log_px = sel.log_px if sel.log_px is not None and math.isfinite(sel.log_px) else None
+    rows = ex.summary_table(runs, log_px, k)
+
+    # ---- the latent space and the histograms
+    left, right = st.columns([1, 1.35])
+    with left:
+        st.subheader("The latent space")
+        if sel.model.discrete:
+            st.plotly_chart(figs.discrete_latent_figure(ex.discrete_picture(sel.model, sel.x, q, runs["importance"]),
+                                                        height=height(400)), key=f"{PREFIX}_latent")
+        else:
+            mean, std, how = fitted_moments()
+            view = ex.latent_view(mean, std, q, 1 if sel.model.latent_dim == 1 else 2)
+            picture = ex.latent_picture(sel.model, sel.x, log_px, q, view)
+            shown = {name: (runs[name].shown_z, runs[name].shown_w) for name in ("importance", "naive")}
+            fig = figs.latent_figure(picture, shown, LABELS, height=height(420))
+            for trace in fig.data:  # naive's samples start hidden: click its legend entry to compare
+                if trace.name == f"{LABELS['naive']} samples":
+                    trace.visible = "legendonly"
+            st.plotly_chart(fig, key=f"{PREFIX}_latent")
+        n_shown = min(k, 2000)
+        st.caption(f"Trial 1's first {n_shown:,} samples of q, each sized by its normalised weight "
+                   "w_j / Σ w (click the legend to show naive MC's). "
+                   + ("The heatmap is the exact posterior p(z | x)." if not sel.model.discrete else "")
+                   + (" With more than two latent axes, the picture shows axes 1 and 2 only."
+                      if sel.model.latent_dim > 2 else ""))
+    with right:
+        st.subheader(f"{trials} estimates of each estimator")
+        st.plotly_chart(figs.estimates_figure({n: r.log_estimates for n, r in runs.items()}, log_px, LABELS,
+                                              height=height(420)), key=f"{PREFIX}_hist")
+
+    # ---- the table, warnings, the equations
+    table_section(rows, runs, k)
+    st.markdown("**The notes' equations, with trial 1's numbers**")
+    st.latex(figs.naive_latex(box[0], box[1], sel.model.latent_dim, k, float(runs["naive"].log_estimates[0]), log_px,
+                              discrete=sel.model.discrete))
+    st.latex(figs.importance_latex(k, float(runs["importance"].log_estimates[0]), log_px))
+    st.latex(figs.jensen_latex(k, float(np.mean(runs["importance"].log_estimates)), log_px))
+    st.download_button(
+        f"Download all {trials * len(runs):,} trial estimates (CSV)",
+        trials_csv({n: r.log_estimates for n, r in runs.items()}, {n: r.ess for n, r in runs.items()},
+                   {n: r.max_weight for n, r in runs.items()}, k, seed),
+        file_name=f"estimates_{sel.kind}_k{k}_R{trials}_seed{seed}.csv", mime="text/csv", key=f"{PREFIX}_csv",
+        icon=":material/download:",
+    )
+
+    # ---- convergence and Jensen
+    st.header("3 · Convergence in k, and Jensen's gap")
+    if log_px is None:
+        st.info("Relative errors need the exact log p(x), which this model does not have here.")
+        return
+    stats = {name: ex.sweep_statistics(r, log_px) for name, r in runs.items()}
+    cost = st.segmented_control("x axis", list(COST_AXES), format_func=COST_AXES.get, default="k",
+                                key=f"{PREFIX}_cost", bind="query-params", required=True) or "k"
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(figs.convergence_figure(stats, LABELS, cost=cost, height=height(380)), key=f"{PREFIX}_conv")
+        st.caption("Relative RMSE of p̂ over the trials, at every k up to the chosen one (each from the first k "
+                   "draws of the same trials). Every unbiased estimator falls like 1/√k; q only sets the constant. "
+                   + ("Wall time: measured per sample for each estimator, times k." if cost == "seconds" else ""))
+    with right:
+        st.plotly_chart(figs.jensen_figure(stats, log_px, LABELS, height=height(380)), key=f"{PREFIX}_jensen")
+        st.caption("The mean of log p̂ₖ over the trials (band: ±2 standard errors) lies below log p(x) and rises "
+                   "toward it as k grows. For importance sampling this curve is the **IWAE bound** L_k; at k = 1 "
+                   "it is the ELBO.")
+        try:
+            st.page_link("pages/elbo.py", label="The ELBO and variational inference", icon=":material/trending_up:")
+        except Exception:  # noqa: BLE001 - the ELBO page is written in parallel and may not be registered yet
+            st.caption("The ELBO page explains the bound at k = 1.")
+
+
+def table_section(rows: list[dict], runs: dict, k: int) -> None:
+    df = pd.DataFrame(rows)
+    df["estimator"] = df["estimator"].map(LABELS)
+    columns = {"estimator": "estimator", "bias_rel": "bias of p̂ / p", "sd_rel": "SD of p̂ / p",
+               "rel_rmse": "relative RMSE", "bias_log": "bias of log p̂ (nats)", "sd_log": "SD of log p̂ (nats)",
+               "ess": "Kish ESS (mean)", "max_weight": "largest weight (mean)"}
+    df = df[[c for c in columns if c in df.columns]].rename(columns=columns)
+    st.dataframe(df, hide_index=True, key=f"{PREFIX}_table", column_config={
+        c: st.column_config.NumberColumn(c, format="%.4g") for c in df.columns if c != "estimator"})
+    st.caption("p̂/p ratios are relative to the exact p(x); moments over the R trials. ESS = (Σw)²/Σw² out of "
+               f"k = {k:,}; the largest normalised weight near 1 means one sample decided the estimate.")
+    for row in rows:
+        name = LABELS[row["estimator"]]
+        if not np.isfinite(row["mean log p-hat"]) or row["mean log p-hat"] < -1e300:
+            st.warning(f"**{name}**: every sample had p(x, z) = 0 in floating point (its samples never reach where "
+                       "the posterior lives), so p̂ = 0 and log p̂ = −∞. Widen the box or move q toward p(z | x).",
+                       icon=":material/warning:")
+        elif k > 1 and row["ess"] < DEGENERATE_ESS:
+            st.warning(f"**{name}**: the weights have degenerated: ESS ≈ {row['ess']:.2f} of {k:,} samples, the "
+                       f"largest weight is {row['max_weight']:.0%} of the total on average. One sample decides each "
+                       "estimate, and the spread across trials understates the true error (rare huge weights are "
+                       "missing). Try more samples or a better q.", icon=":material/warning:")
+    if k == 1:
+        st.caption("With k = 1 each estimate is a single weight: the ESS is 1 by definition.")
+
+
+@st.fragment
+def estimates_fragment() -> None:
+    guarded(estimates_section)
+
+
+estimates_fragment()
+
+# ---------------------------------------------------------------------------------- the curse of dimensionality
+
+
+@st.fragment
+def dimension_section() -> None:
+    st.header("4 · The curse of dimensionality")
+    st.markdown(
+        "Naive Monte Carlo spreads its samples evenly over a box of volume $(2a)^d$; the posterior fills a vanishing "
+        "fraction of it as the latent dimension $d$ grows. The linear-Gaussian model (x at the centre of p(x)) has "
+        "an exact answer in every dimension, so the error can be measured directly."
+    )
+    on = st.toggle("Run the sweep over d = 1 … 10", key=f"{PREFIX}_dims_on", bind="query-params")
+    k = min(int(ss.get(f"{PREFIX}_k", 1_000)), DIM_SWEEP_MAX_K)
+    trials = min(int(ss.get(f"{PREFIX}_R", 200)), DIM_SWEEP_MAX_TRIALS)
+    half = float(ss.get(f"{PREFIX}_box", 4.0))
+    sigma = sel.params.get("sigma", 0.5) if sel.kind == "linear" else 0.5
+    if not on:
+        st.caption(f"Switch on to run k = {k:,} samples x {trials} trials in each dimension (σ = {sigma:g}).")
+        return
+    with st.spinner("Estimating in ten dimensions ..."):
+        sweep = dimension_sweep(float(sigma), k, trials, page_seed(), (-half, half))
+    st.plotly_chart(figs.dimension_figure(sweep, LABELS, k, height=height(380)), key=f"{PREFIX}_dims")
+    st.caption(
+        f"k = {k:,}, {trials} trials per dimension, box [−{half:g}, {half:g}]^d, common random numbers. Naive MC's "
+        "error grows with d; the prior and the fitted q do not here, because with 2-D data the likelihood constrains "
+        "only two directions of z and the posterior equals the prior in the others."
+    )
+
+
+guarded(dimension_section)

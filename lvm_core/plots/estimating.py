@@ -37,3 +37,208 @@ def data_space_figure(xs: np.ndarray, ys: np.ndarray, log_p: np.ndarray, data: n
     fig.update_yaxes(range=[ys[0], ys[-1]])
     fig.update_layout(clickmode="event+select", dragmode=False)
     return style_figure(fig, x_title="x₁", y_title="x₂", equal_aspect=True, height=height)
+
+
+# ------------------------------------------------------------------------------------------------ estimator views
+
+ESTIMATOR_COLORS = {"naive": PALETTE["naive"], "prior": PALETTE["prior"], "importance": PALETTE["importance"]}
+
+
+_WEIGHT_HOVER_1D = "z = %{x:.3f}<br>weight %{customdata:.3g}<extra></extra>"
+
+
+def _color(name: str) -> str:
+    return ESTIMATOR_COLORS.get(name, PALETTE["estimate"])
+
+
+def _marker_sizes(w: np.ndarray, smallest: float = 3.0, largest: float = 22.0) -> np.ndarray:
+    # area proportional to the normalised weight, relative to the largest one
+    rel = np.sqrt(np.clip(w / max(float(np.max(w)), 1e-300), 0.0, 1.0)) if len(w) else w
+    return smallest + (largest - smallest) * rel
+
+
+def latent_figure(picture: dict, samples: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[str, str],
+                  height: int = 420, q_label: str = "q(z)") -> go.Figure:
+    """The latent space: exact p(z|x) (curve in 1-D, heatmap in 2-D), q(z) (curve / contours) and the samples of
+    each estimator sized by their normalised weight. picture: from experiments.latent_picture; samples: name ->
+    (z (m, latent_dim), w (m,))."""
+    fig = go.Figure()
+    zs = picture["zs"]
+    suffix = " (marginal on z₁, z₂)" if picture["marginal"] else ""
+    if picture["axes"] == 1:
+        z = zs[0]
+        top = 0.0
+        if picture["log_post"] is not None:
+            post = np.exp(picture["log_post"])
+            top = float(post.max())
+            fig.add_trace(go.Scatter(x=z, y=post, mode="lines", name="p(z | x), exact",
+                                     line=dict(color=PALETTE["posterior"], width=3)))
+        q = np.exp(picture["log_q"])
+        top = max(top, float(q.max()))
+        fig.add_trace(go.Scatter(x=z, y=q, mode="lines", name=q_label, line=dict(color=PALETTE["proposal"], dash="dash",
+                                                                                 width=2)))
+        for i, (name, (zz, w)) in enumerate(samples.items()):
+            y = np.full(len(zz), -0.04 * (i + 1) * max(top, 1e-12))  # one rug row per estimator, below the curves
+            fig.add_trace(go.Scatter(x=zz[:, 0], y=y, mode="markers", name=f"{labels[name]} samples",
+                                     marker=dict(size=_marker_sizes(w), color=_color(name), opacity=0.5),
+                                     customdata=w, hovertemplate=_WEIGHT_HOVER_1D))
+        fig.update_xaxes(range=[z[0], z[-1]])
+        return style_figure(fig, x_title="z", y_title="density", height=height)
+    if picture["log_post"] is not None:
+        lp = picture["log_post"]
+        fig.add_trace(go.Heatmap(x=zs[0], y=zs[1], z=np.exp(lp - lp.max()), colorscale=density_colorscale(),
+                                 showscale=False, hoverinfo="skip", name="p(z | x)" + suffix, showlegend=True,
+                                 zsmooth="best"))
+    lq = picture["log_q"]
+    finite = np.isfinite(lq)
+    if finite.any():
+        # q's contours at 1, 2 and 3 standard deviations of a Gaussian: log q drops by 0.5, 2, 4.5 from its peak
+        peak = float(lq[finite].max())
+        fig.add_trace(go.Contour(x=zs[0], y=zs[1], z=np.where(finite, lq - peak, -50.0), showscale=False,
+                                 contours=dict(coloring="none", start=-4.5, end=-0.5, size=2.0),
+                                 line=dict(color=PALETTE["proposal"], width=2, dash="dash"), hoverinfo="skip",
+                                 name=q_label + suffix, showlegend=True))
+    for name, (zz, w) in samples.items():
+        if zz.shape[1] < 2:
+            continue
+        inside = ((zz[:, 0] >= zs[0][0]) & (zz[:, 0] <= zs[0][-1]) & (zz[:, 1] >= zs[1][0]) & (zz[:, 1] <= zs[1][-1]))
+        fig.add_trace(go.Scatter(x=zz[inside, 0], y=zz[inside, 1], mode="markers", name=f"{labels[name]} samples",
+                                 marker=dict(size=_marker_sizes(w)[inside], color=_color(name), opacity=0.55,
+                                             line=dict(width=0)), customdata=w[inside],
+                                 hovertemplate="z = (%{x:.3f}, %{y:.3f})<br>weight %{customdata:.3g}<extra></extra>"))
+    fig.update_xaxes(range=[zs[0][0], zs[0][-1]])
+    fig.update_yaxes(range=[zs[1][0], zs[1][-1]])
+    return style_figure(fig, x_title="z₁", y_title="z₂", equal_aspect=True, height=height)
+
+
+def discrete_latent_figure(picture: dict, height: int = 380, q_label: str = "q(z)") -> go.Figure:
+    """A discrete z: p(z = k | x), q(z = k) and each component's share of the normalised weight, as grouped bars."""
+    k = [f"k = {i + 1}" for i in range(len(picture["posterior"]))]
+    fig = go.Figure([
+        go.Bar(x=k, y=picture["posterior"], name="p(z | x), exact", marker_color=PALETTE["posterior"]),
+        go.Bar(x=k, y=picture["q"], name=q_label, marker_color=PALETTE["proposal"]),
+        go.Bar(x=k, y=picture["weight"], name="share of the weight (trial 1)", marker_color=PALETTE["importance"]),
+    ])
+    fig.update_layout(barmode="group")
+    return style_figure(fig, x_title="component z", y_title="probability", height=height)
+
+
+def estimates_figure(log_estimates: dict[str, np.ndarray], log_px: float | None, labels: dict[str, str],
+                     height: int = 380) -> go.Figure:
+    """Histograms of the R trial estimates of every estimator: p-hat (left) and log p-hat in nats (right), the
+    exact value as a vertical line. log_estimates: name -> (trials,)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
+    for name, est in log_estimates.items():
+        est = np.asarray(est)
+        finite = est[np.isfinite(est)]
+        for col, values in ((1, np.exp(finite)), (2, finite)):
+            fig.add_trace(go.Histogram(x=values, name=labels[name], legendgroup=name, showlegend=col == 1,
+                                       marker_color=_color(name), opacity=0.6, nbinsx=40), row=1, col=col)
+    if log_px is not None and np.isfinite(log_px):
+        for col, value, text in ((1, np.exp(log_px), f"p(x) = {np.exp(log_px):.4g}"),
+                                 (2, log_px, f"log p(x) = {log_px:.3f}")):
+            fig.add_vline(x=value, line=dict(color=PALETTE["truth"], width=3), row=1, col=col,
+                          annotation_text=text, annotation_position="top")
+    fig.update_layout(barmode="overlay")
+    style_figure(fig, x_title="", y_title="trials", height=height)
+    fig.update_xaxes(title_text="p̂(x)", row=1, col=1)
+    fig.update_xaxes(title_text="log p̂(x)  (nats)", row=1, col=2)
+    return fig
+
+
+def convergence_figure(stats: dict[str, dict], labels: dict[str, str], cost: str = "k",
+                       height: int = 380) -> go.Figure:
+    """Relative RMSE of p-hat against k (or wall time) on log-log axes, one line per estimator, with the 1/sqrt(k)
+    reference slope through the importance estimator's first point. stats: name -> experiments.sweep_statistics."""
+    fig = go.Figure()
+    key = "k" if cost == "k" else "seconds"
+    for name, s in stats.items():
+        y = np.maximum(np.exp(s["log_rel_rmse"]), 1e-16)  # an exact q's zero error, drawn at rounding level
+        fig.add_trace(go.Scatter(x=s[key], y=y, mode="lines+markers", name=labels[name],
+                                 line=dict(color=_color(name), width=2)))
+    ref = stats.get("importance") or next(iter(stats.values()), None)
+    if ref is not None and len(ref[key]):
+        x0, y0 = float(ref[key][0]), float(max(np.exp(ref["log_rel_rmse"][0]), 1e-16))
+        xs = np.array([x0, float(ref[key][-1])])
+        fig.add_trace(go.Scatter(x=xs, y=y0 * np.sqrt(x0 / xs), mode="lines", name="∝ 1/√k reference",
+                                 line=dict(color=PALETTE["data"], dash="dot", width=2)))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
+    x_title = "samples per estimate k (model evaluations)" if cost == "k" else "wall time per estimate (s)"
+    return style_figure(fig, x_title=x_title, y_title="relative RMSE of p̂(x)", height=height)
+
+
+def jensen_figure(stats: dict[str, dict], log_px: float | None, labels: dict[str, str],
+                  height: int = 380) -> go.Figure:
+    """E[log p-hat_k] (mean over trials, band +-2 standard errors) against k, rising toward log p(x): for importance
+    sampling this curve is the IWAE bound L_k."""
+    fig = go.Figure()
+    for name, s in stats.items():
+        k, m, se = s["k"], s["mean_log"], s["se_log"]
+        color = _color(name)
+        fig.add_trace(go.Scatter(x=np.concatenate([k, k[::-1]]), y=np.concatenate([m + 2 * se, (m - 2 * se)[::-1]]),
+                                 fill="toself", fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False, legendgroup=name))
+        label = labels[name] + (": L_k (IWAE bound)" if name == "importance" else "")
+        fig.add_trace(go.Scatter(x=k, y=m, mode="lines+markers", name=label, line=dict(color=color, width=2),
+                                 legendgroup=name))
+    if log_px is not None and np.isfinite(log_px):
+        fig.add_hline(y=log_px, line=dict(color=PALETTE["truth"], width=3), annotation_text="log p(x)",
+                      annotation_position="bottom right")
+    fig.update_xaxes(type="log")
+    return style_figure(fig, x_title="samples per estimate k", y_title="E[log p̂ₖ(x)]  (nats)", height=height)
+
+
+def dimension_figure(sweep: dict[str, np.ndarray], labels: dict[str, str], k: int, height: int = 380) -> go.Figure:
+    """Relative RMSE of p-hat at a fixed k against the latent dimension (linear-Gaussian model), log y axis."""
+    fig = go.Figure()
+    for name in labels:
+        if name in sweep:
+            y = np.maximum(np.exp(sweep["log_" + name]), 1e-16)
+            fig.add_trace(go.Scatter(x=sweep["dims"], y=y, mode="lines+markers", name=labels[name],
+                                     line=dict(color=_color(name), width=2)))
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_xaxes(dtick=1)
+    return style_figure(fig, x_title="latent dimension d", y_title=f"relative RMSE of p̂(x) at k = {k:,}",
+                        height=height)
+
+
+# --------------------------------------------------------------------------------------------- live equations
+
+
+def _num(v: float) -> str:
+    """a number for LaTeX: 4 significant digits, powers of ten written out"""
+    if not np.isfinite(v):
+        return r"-\infty" if v < 0 else r"\infty"
+    text = f"{v:.4g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \times 10^{{{int(exponent)}}}"
+    return text
+
+
+def naive_latex(lo: float, hi: float, d: int, k: int, log_estimate: float, log_px: float | None,
+                discrete: bool = False) -> str:
+    """naive MC with the numbers of the first trial: p(x) ~= |Z| / k sum_j p(x, z_j)"""
+    volume = rf"{_num(hi - lo)}^{{{d}}}" if d > 1 else _num(hi - lo)
+    box = rf"\{{1, \dots, {d}\}}" if discrete else rf"[{_num(lo)}, {_num(hi)}]^{{{d}}}"
+    where = rf"z_j \sim \mathcal U({box})"
+    truth = "" if log_px is None else rf"\quad\text{{exact: }} {_num(np.exp(log_px))}"
+    return (rf"\hat p(x) = \frac{{|Z|}}{{k}} \sum_{{j=1}}^{{k}} p(x, z_j) = \frac{{{volume if not discrete else d}}}"
+            rf"{{{k:,}}} \sum_{{j=1}}^{{{k:,}}} p(x, z_j) = {_num(np.exp(log_estimate))},\;\; {where}{truth}")
+
+
+def importance_latex(k: int, log_estimate: float, log_px: float | None, name: str = "q") -> str:
+    """importance sampling with the numbers of the first trial: p(x) ~= 1/k sum_j p(x, z_j) / q(z_j)"""
+    truth = "" if log_px is None else rf"\quad\text{{exact: }} {_num(np.exp(log_px))}"
+    return (rf"\hat p(x) = \frac{{1}}{{{k:,}}} \sum_{{j=1}}^{{{k:,}}} \frac{{p(x, z_j)}}{{{name}(z_j)}} = "
+            rf"{_num(np.exp(log_estimate))},\;\; z_j \sim {name}(z){truth}")
+
+
+def jensen_latex(k: int, mean_log: float, log_px: float | None) -> str:
+    """E[log p-hat_k] <= log E[p-hat_k] = log p(x), with the mean over trials substituted"""
+    right = r"\log p(x)" if log_px is None else rf"\log p(x) = {_num(log_px)}"
+    return (rf"\mathcal L_{{{k:,}}} = \mathbb E\big[\log \hat p_{{{k:,}}}(x)\big] \approx {_num(mean_log)}"
+            rf" \;\le\; \log \mathbb E\big[\hat p_{{{k:,}}}(x)\big] = {right}\ \text{{nats}}")
