@@ -200,13 +200,13 @@ class MLPLVM(LatentVariableModel):
         self.config = dict(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth,
                            activation=activation, min_scale=min_scale, max_scale=max_scale)
         self.log_min_scale, self.log_max_scale = math.log(min_scale), math.log(max_scale)
-        layers, width = [], latent_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), _ACTIVATIONS[activation]()]
-            width = hidden
-        layers.append(nn.Linear(width, 2 * data_dim))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # initial theta is a function of the seed alone
+            torch.manual_seed(seed)  # initial theta is a function of the seed alone: nn.Linear draws it when built
+            layers, width = [], latent_dim
+            for _ in range(depth):
+                layers += [nn.Linear(width, hidden), _ACTIVATIONS[activation]()]
+                width = hidden
+            layers.append(nn.Linear(width, 2 * data_dim))
             self.net = nn.Sequential(*layers).to(dtype)
 
     def decode(self, z):

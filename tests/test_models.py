@@ -1,0 +1,231 @@
+"""lvm_core.models against independent references: scipy's Gaussians, Gaussian conditioning, sklearn, numpy formulas."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.mixture import GaussianMixture
+
+from lvm_core.models import MLPLVM, GaussianMixtureLVM, LinearGaussianLVM, SeedLVM
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _linear(latent_dim: int, data_dim: int = 3, sigma: float = 0.5, seed: int = 0) -> LinearGaussianLVM:
+    return LinearGaussianLVM.random(latent_dim, data_dim, sigma=sigma, seed=seed)
+
+
+def _continuous_models():
+    return [_linear(1), _linear(3), SeedLVM(1, seed=1), SeedLVM(2, seed=2, noise_scale=0.2),
+            MLPLVM(latent_dim=2, data_dim=3, hidden=16, seed=3), MLPLVM(latent_dim=1, data_dim=2, hidden=8)]
+
+
+# ------------------------------------------------------------------------------------------------ linear-Gaussian
+@pytest.mark.parametrize("latent_dim", [1, 2, 5])
+def test_linear_closed_form_log_marginal_equals_scipy_multivariate_normal(latent_dim):
+    model = _linear(latent_dim, data_dim=4, sigma=0.3, seed=latent_dim)
+    x, _ = model.sample(20, generator=0)
+    x = torch.cat([x, x + 10.0])  # far from the data too
+    W, b, sigma = _np(model.W), _np(model.b), model.sigma.item()
+    expected = stats.multivariate_normal(b, W @ W.T + sigma**2 * np.eye(4)).logpdf(_np(x))
+    np.testing.assert_allclose(_np(model.closed_form_log_marginal(x)), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("latent_dim", [1, 2, 4])
+def test_linear_closed_form_posterior_equals_gaussian_conditioning_on_the_joint(latent_dim):
+    """(z, x) is jointly Gaussian: mean (0, b), cov [[I, W^T], [W, W W^T + s^2 I]]; condition on x with numpy."""
+    model = _linear(latent_dim, data_dim=3, sigma=0.4, seed=7)
+    x, _ = model.sample(6, generator=1)
+    W, b, s2 = _np(model.W), _np(model.b), model.sigma.item() ** 2
+    c_xx = W @ W.T + s2 * np.eye(3)
+    gain = np.linalg.solve(c_xx, W).T  # C_zx C_xx^-1: (latent_dim, data_dim)
+    mean = (_np(x) - b) @ gain.T  # (batch, latent_dim)
+    cov = np.eye(latent_dim) - gain @ W
+    posterior = model.closed_form_posterior(x)
+    assert posterior.batch_shape == (6,) and posterior.event_shape == (latent_dim,)
+    np.testing.assert_allclose(_np(posterior.mean), mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_np(posterior.covariance_matrix), np.broadcast_to(cov, (6, latent_dim, latent_dim)),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_linear_log_likelihood_equals_scipy_isotropic_normal():
+    model = _linear(2, data_dim=3, sigma=0.7, seed=4)
+    x, z = model.sample(5, generator=2)
+    loc = _np(z) @ _np(model.W).T + _np(model.b)
+    expected = stats.norm(loc, 0.7).logpdf(_np(x)).sum(-1)
+    np.testing.assert_allclose(_np(model.log_likelihood(x, z)), expected, rtol=1e-10)
+    np.testing.assert_allclose(_np(model.log_prior(z)), stats.norm.logpdf(_np(z)).sum(-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", _continuous_models(), ids=lambda m: f"{type(m).__name__}{m.latent_dim}")
+def test_log_densities_broadcast_over_extra_leading_axes_of_z_and_drop_the_last_axis(model):
+    batch = 4
+    x, _ = model.sample(batch, generator=0)
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(3, 2, batch, model.latent_dim, generator=g, dtype=model.dtype)
+    lp, ll, lj = model.log_prior(z), model.log_likelihood(x, z), model.log_joint(x, z)
+    assert lp.shape == ll.shape == lj.shape == (3, 2, batch)
+    assert lj.dtype == x.dtype
+    torch.testing.assert_close(lj, lp + ll)
+    # each slice of the leading axes is the same computation as a plain (batch, latent_dim) z
+    torch.testing.assert_close(ll[2, 1], model.log_likelihood(x, z[2, 1]))
+    torch.testing.assert_close(lp[0, 1], model.log_prior(z[0, 1]))
+    # the prior Distribution and log_prior agree
+    torch.testing.assert_close(model.prior().log_prob(z), lp)
+
+
+def test_linear_sample_moments_match_closed_form_within_standard_errors():
+    model = _linear(2, data_dim=3, sigma=0.5, seed=5)
+    n = 40_000
+    x, z = model.sample(n, generator=3)
+    W, b, s = _np(model.W), _np(model.b), model.sigma.item()
+    cov = W @ W.T + s**2 * np.eye(3)
+    xs = _np(x)
+    # mean: SE = sqrt(C_ii / n)
+    se_mean = np.sqrt(np.diag(cov) / n)
+    assert np.all(np.abs(xs.mean(0) - b) < 4 * se_mean)
+    # covariance of a Gaussian sample: Var(S_ij) ~= (C_ii C_jj + C_ij^2) / n
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
+    assert np.all(np.abs(np.cov(xs.T) - cov) < 4 * se_cov)
+    # z ~ N(0, I)
+    assert np.all(np.abs(_np(z).mean(0)) < 4 / math.sqrt(n))
+    assert np.all(np.abs(_np(z).std(0) - 1) < 4 * math.sqrt(0.5 / n))
+
+
+@pytest.mark.parametrize("model_fn", [lambda: _linear(2), lambda: SeedLVM(2, seed=3), lambda: MLPLVM(hidden=8),
+                                      lambda: _mixture("full")])
+def test_sample_is_reproducible_from_a_seed_and_returns_x_and_z_shapes(model_fn):
+    model = model_fn()
+    x1, z1 = model.sample(7, generator=11)
+    x2, z2 = model.sample(7, generator=torch.Generator().manual_seed(11))
+    x3, _ = model.sample(7, generator=12)
+    assert x1.shape == (7, model.data_dim) and z1.shape == (7, model.latent_dim)
+    torch.testing.assert_close(x1, x2, rtol=0, atol=0)
+    torch.testing.assert_close(z1, z2, rtol=0, atol=0)
+    assert not torch.equal(x1, x3)
+
+
+# --------------------------------------------------------------------------------------------------------- seed
+def _seed_log_joint_numpy(model: SeedLVM, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The notes' formula, independently: log N(z; 0, I) + log N(x; sigmoid(Az+c), diag(s^2 exp(sigmoid(Bz+d))))."""
+    A, B, c, d = (_np(p) for p in (model.A, model.B, model.c, model.d))
+    sigmoid = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
+    mu = sigmoid(z @ A.T + c)
+    var = model.noise_scale**2 * np.exp(sigmoid(z @ B.T + d))
+    log_lik = -0.5 * ((x - mu) ** 2 / var + np.log(2 * np.pi * var)).sum(-1)
+    return stats.norm.logpdf(z).sum(-1) + log_lik
+
+
+def test_seed_noise_scale_one_is_the_notes_covariance_diag_exp_sigmoid():
+    model = SeedLVM(2, seed=4, noise_scale=1.0)
+    x, z = model.sample(6, generator=5)
+    A, B, c, d = (_np(p) for p in (model.A, model.B, model.c, model.d))
+    for xi, zi, ll in zip(_np(x), _np(z), _np(model.log_likelihood(x, z)), strict=True):
+        mu = 1 / (1 + np.exp(-(A @ zi + c)))
+        sigma = np.diag(np.exp(1 / (1 + np.exp(-(B @ zi + d)))))
+        assert ll == pytest.approx(stats.multivariate_normal(mu, sigma).logpdf(xi), rel=1e-12)
+
+
+def test_seed_variance_lies_between_noise_scale_squared_and_e_times_it():
+    model = SeedLVM(2, seed=0, noise_scale=0.3)
+    z = 6 * torch.randn(1000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    loc, log_scale = model.decode(z)
+    var = torch.exp(2 * log_scale)
+    assert torch.all((loc >= 0) & (loc <= 1))  # sigmoid, saturating to 0 or 1 in floating point
+    assert torch.all((var >= 0.09 * (1 - 1e-12)) & (var <= 0.09 * math.e * (1 + 1e-12)))
+
+
+@pytest.mark.parametrize("noise_scale", [1.0, 0.2])
+def test_seed_log_joint_equals_the_numpy_formula(noise_scale):
+    model = SeedLVM(2, seed=6, noise_scale=noise_scale)
+    x, z = model.sample(8, generator=6)
+    np.testing.assert_allclose(_np(model.log_joint(x, z)), _seed_log_joint_numpy(model, _np(x), _np(z)), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------------------- MLP
+def test_mlp_scale_stays_inside_min_and_max_scale_and_is_one_at_init_output_zero():
+    model = MLPLVM(latent_dim=2, data_dim=3, hidden=8, min_scale=0.01, max_scale=5.0, seed=1)
+    z = 50 * torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    loc, log_scale = model.decode(z)
+    assert loc.shape == log_scale.shape == (500, 3)
+    assert torch.all(log_scale >= math.log(0.01) - 1e-5) and torch.all(log_scale <= math.log(5.0) + 1e-5)
+    with torch.no_grad():
+        model.net[-1].weight.zero_()
+        model.net[-1].bias.zero_()
+    torch.testing.assert_close(model.decode(z)[1], torch.zeros(500, 3), atol=1e-6, rtol=0)
+
+
+def test_mlp_initial_theta_is_a_function_of_the_seed_alone():
+    torch.manual_seed(123)
+    a = MLPLVM(seed=5)
+    torch.manual_seed(456)
+    b = MLPLVM(seed=5)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(next(MLPLVM(seed=6).parameters()), next(a.parameters()))
+    state = torch.get_rng_state()
+    MLPLVM(seed=7)
+    assert torch.equal(torch.get_rng_state(), state)  # and building a model leaves the global RNG alone
+
+
+# --------------------------------------------------------------------------------------------------------- mixture
+def _mixture_data() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(size=(150, 2)) @ [[1.0, 0.6], [0.0, 0.5]],
+                           rng.normal(size=(100, 2)) * 0.5 + [4.0, 1.0], rng.normal(size=(80, 2)) + [0.0, 5.0]])
+
+
+def _fit(covariance_type: str) -> GaussianMixture:
+    return GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(_mixture_data())
+
+
+def _mixture(covariance_type: str) -> GaussianMixtureLVM:
+    return GaussianMixtureLVM.from_sklearn(_fit(covariance_type))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_mixture_from_sklearn_log_marginal_equals_score_samples(covariance_type):
+    gm = _fit(covariance_type)
+    model = GaussianMixtureLVM.from_sklearn(gm)
+    assert model.latent_dim == model.n_components == 3 and model.discrete
+    X = np.concatenate([_mixture_data()[::10], [[1e3, 1e3], [-50.0, 3.0]]])
+    expected = gm.score_samples(X)
+    got = _np(model.closed_form_log_marginal(torch.as_tensor(X)))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-9)
+    # the sum over the enumerated one-hot z is the same number
+    summed = torch.logsumexp(model.log_joint(torch.as_tensor(X), model.enumerate_latents()), dim=0)
+    np.testing.assert_allclose(_np(summed), expected, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_mixture_sample_frequencies_and_component_means_match_within_standard_errors(covariance_type):
+    gm = _fit(covariance_type)
+    model = GaussianMixtureLVM.from_sklearn(gm)
+    n = 30_000
+    x, z = model.sample(n, generator=4)
+    assert z.shape == (n, 3) and torch.all(z.sum(-1) == 1)
+    freq = _np(z).mean(0)
+    assert np.all(np.abs(freq - gm.weights_) < 4 * np.sqrt(gm.weights_ * (1 - gm.weights_) / n))
+    labels = _np(z).argmax(-1)
+    covs = _np(model.scale_tril @ model.scale_tril.mT)
+    for j in range(3):
+        xj = _np(x)[labels == j]
+        se = np.sqrt(np.diag(covs[j]) / len(xj))
+        assert np.all(np.abs(xj.mean(0) - gm.means_[j]) < 4 * se)
+
+
+def test_mixture_one_hot_log_prior_and_log_likelihood_pick_the_chosen_component():
+    gm = _fit("full")
+    model = GaussianMixtureLVM.from_sklearn(gm)
+    X = torch.as_tensor(_mixture_data()[:5])
+    z = model.enumerate_latents()  # (K, 1, K)
+    lj = model.log_joint(X, z)  # (K, batch)
+    assert lj.shape == (3, 5)
+    expected = np.stack([np.log(gm.weights_[j]) + stats.multivariate_normal(gm.means_[j], gm.covariances_[j])
+                         .logpdf(_np(X)) for j in range(3)])
+    np.testing.assert_allclose(_np(lj), expected, rtol=1e-10)
+    torch.testing.assert_close(model.prior().log_prob(z.expand(3, 5, 3)), model.log_prior(z).expand(3, 5))
