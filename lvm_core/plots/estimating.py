@@ -41,7 +41,8 @@ def data_space_figure(xs: np.ndarray, ys: np.ndarray, log_p: np.ndarray, data: n
 
 # ------------------------------------------------------------------------------------------------ estimator views
 
-ESTIMATOR_COLORS = {"naive": PALETTE["naive"], "prior": PALETTE["prior"], "importance": PALETTE["importance"]}
+# prior sampling takes the generic "estimate" colour: the palette's "prior" orange is too close to "truth"
+ESTIMATOR_COLORS = {"naive": PALETTE["naive"], "prior": PALETTE["estimate"], "importance": PALETTE["importance"]}
 
 
 _WEIGHT_HOVER_1D = "z = %{x:.3f}<br>weight %{customdata:.3g}<extra></extra>"
