@@ -1,0 +1,107 @@
+"""Benchmark the shallow-mixtures page: one EM step (core, and with the page's redraw), and R = 50 restarts.
+
+Run by hand: `python benchmarks/bench_mixtures.py [--repeats 15]`. Writes benchmarks/results/mixtures.md.
+2,000 points of the "overlapping" preset, K = 10, full covariances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lvm_core import gmm  # noqa: E402
+from lvm_core.datasets import make_dataset  # noqa: E402
+
+N, K = 2000, 10
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_core_step(X, repeats: int) -> list[float]:
+    trace = gmm.em_start(X, K, "full", "kmeans", seed=0)
+    return timed(lambda: gmm.em_extend(trace, X, 1), repeats)
+
+
+def bench_page_step(repeats: int) -> tuple[list[float], list[float]]:
+    """AppTest: the page with 2,000 points and K = 10; each sample is a Step click plus the whole page's rerun."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"mx_preset": "Overlapping blobs", "mx_n": str(N), "mx_K": str(K)})
+    at.run()
+    at.switch_page("pages/mixtures.py").run()
+    assert not at.exception, at.exception
+    at.button(key="mx_step").click().run()  # warm caches
+    steps = timed(lambda: at.button(key="mx_step").click().run(), repeats)
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    reruns = timed(lambda: at.run(), repeats)  # a rerun with nothing changed: the page's fixed cost
+    return steps, reruns
+
+
+def bench_restarts(X, repeats: int) -> tuple[list[float], int]:
+    result = {}
+
+    def run():
+        result["r"] = gmm.run_restarts(X, K, 50, "full", "random_from_data", seed=0)
+
+    times = timed(run, repeats)
+    return times, len(result["r"].optima)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--restart-repeats", type=int, default=3)
+    args = parser.parse_args()
+    X = make_dataset("overlapping", n=N, seed=0)
+
+    core = bench_core_step(X, 50)
+    steps, reruns = bench_page_step(args.repeats)
+    restarts, n_optima = bench_restarts(X, args.restart_repeats)
+
+    med = statistics.median
+    rows = [
+        ("one EM step, core (`gmm.em_extend`, 1 iteration)", med(core), len(core)),
+        ("Step click + whole-page rerun (AppTest)", med(steps), len(steps)),
+        ("whole-page rerun, nothing changed (AppTest)", med(reruns), len(reruns)),
+        (f"R = 50 restarts to convergence (`gmm.run_restarts`; {n_optima} distinct optima)", med(restarts),
+         len(restarts)),
+    ]  # fmt: skip
+    lines = [
+        "# Shallow mixtures: benchmark",
+        "",
+        f"{N:,} points (overlapping preset), K = {K}, full covariances, k-means initialisation for the page, "
+        f"random data points for the restarts; tol {gmm.DEFAULT_TOL:g}.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
+        f"Python {platform.python_version()}. Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| what | median | repeats |",
+        "|---|---:|---:|",
+        *[f"| {name} | {value * 1000:.1f} ms | {n} |" if value < 10 else f"| {name} | {value:.2f} s | {n} |"
+          for name, value, n in rows],
+        "",
+        "Run: `python benchmarks/bench_mixtures.py`.",
+    ]  # fmt: skip
+    out = ROOT / "benchmarks" / "results" / "mixtures.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
