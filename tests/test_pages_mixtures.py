@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from lvm_core.datasets import to_csv_bytes
 from ui import state
 
 PAGE = "pages/mixtures.py"
