@@ -19,7 +19,7 @@ from ui.sidebar import page_seed, presentation_scale
 
 DATA = DataKeys("mx", data=state.DATASET, meta=state.DATASET_META)
 MAX_ITER = 200  # the iteration slider's range
-PLAY_TICK_S = 0.35  # one EM iteration per tick while playing
+PLAY_TICK_S = 0.5  # one EM iteration per tick while playing
 ANIMATION_TICK_S = 0.6
 ANIMATION_SAMPLES = 30  # the animated generative mode draws this many points one by one
 VIEWS = ("responsibilities", "ellipses", "means", "density")
@@ -126,28 +126,41 @@ def em_trace(upto: int) -> gmm.EMTrace:
     return trace
 
 
+# The buttons' callbacks may run at the start of a fragment run (a click while Play animates): then the slider outside
+# the fragment is not redrawn, and the browser would send its old value back on the next full run. So they never
+# write the slider's key directly: they leave the iteration in ITER_PENDING, applied before the slider is drawn.
+def _current_iteration() -> int:
+    return int(ss.get(ITER_PENDING, ss.get("mx_iter_live", ss.get(ITER, 0))))
+
+
 def _step(n: int) -> None:
-    ss[ITER] = int(np.clip(ss.get(ITER, 0) + n, 0, MAX_ITER))
-
-
-def _reset() -> None:
-    ss[ITER] = 0
+    ss[ITER_PENDING] = int(np.clip(_current_iteration() + n, 0, MAX_ITER))
+    ss.pop("mx_iter_live", None)
     ss[PLAYING] = False
 
 
-def _toggle_play() -> None:
-    if ss[PLAYING] and "mx_iter_live" in ss:  # pausing: the slider takes the iteration the animation reached
-        ss[ITER] = ss.pop("mx_iter_live")
-    ss[PLAYING] = not ss[PLAYING]
+def _reset() -> None:
+    ss[ITER_PENDING] = 0
+    ss.pop("mx_iter_live", None)
+    ss[PLAYING] = False
+
+
+def _set_playing(playing: bool) -> None:
+    # idempotent on purpose: a click that lands while the animation's fragment runs can be delivered twice
+    if not playing:  # pausing: the slider takes the iteration the animation reached
+        ss[ITER_PENDING] = _current_iteration()
+        ss.pop("mx_iter_live", None)
+    ss[PLAYING] = playing
 
 
 def _run_to_convergence() -> None:
     ss[PLAYING] = False
+    ss.pop("mx_iter_live", None)
     try:
         trace = em_trace(0)
         while trace.converged_at is None and trace.n_iter < MAX_ITER:
             gmm.em_extend(trace, X, 5)
-        ss[ITER] = trace.converged_at if trace.converged_at is not None else MAX_ITER
+        ss[ITER_PENDING] = trace.converged_at if trace.converged_at is not None else MAX_ITER
     except gmm.MixtureFitError:
         pass  # the page body shows the explanation
 
@@ -166,7 +179,8 @@ bar.button(
 bar.button(
     "Pause" if ss[PLAYING] else "Play",
     key="mx_play",
-    on_click=_toggle_play,
+    on_click=_set_playing,
+    args=(not ss[PLAYING],),
     icon=":material/pause:" if ss[PLAYING] else ":material/play_arrow:",
 )
 bar.button("Reset", key="mx_reset", icon=":material/replay:", on_click=_reset, help="Back to the initialisation.")
@@ -236,6 +250,8 @@ def _on_chart_select(chart_key: str) -> None:
 
 def em_views(live: bool) -> gmm.GaussianMixture | None:
     """The fit section: live equation, mixture chart, log-likelihood curve. Reruns alone while playing."""
+    if live and not ss[PLAYING]:  # paused by a click handled in this fragment run: redraw the whole page
+        st.rerun()
     if live and ss[PLAYING]:
         trace = ss[state.MIXTURE_FIT]["trace"] if (ss.get(state.MIXTURE_FIT) or {}).get("key") == fit_key else None
         if trace is None:  # settings changed under the animation: stop and redraw the page

@@ -69,7 +69,8 @@ def _density_traces(grid, mode: str) -> list[dict]:
             y=ys,
             z=log_p,
             contours=dict(coloring="lines", start=top - 9, end=top, size=1.0),
-            colorscale=density_colorscale(fade_low=False),
+            colorscale=[[0, PALETTE["model"]], [1, PALETTE["model"]]],  # the model's colour: one density, one hue
+            opacity=0.55,
             showscale=False,
             line=dict(width=1.2),
             hoverinfo="skip",
