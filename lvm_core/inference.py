@@ -7,9 +7,9 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Independent, MultivariateNormal, Normal
+from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from lvm_core.estimators import elbo, seeded
+from lvm_core.estimators import adapt_latent_grid, elbo, exact_log_marginal, quadrature_elbo, quadrature_kl, seeded
 
 
 class LocalGaussian(nn.Module):
@@ -33,12 +33,16 @@ class LocalGaussian(nn.Module):
 
     def scale_tril(self) -> torch.Tensor:
         """(batch, d, d): diag(exp(log_scale)) plus the strictly lower part of off_diag."""
-        return torch.diag_embed(torch.exp(self.log_scale)) + torch.tril(self.off_diag, diagonal=-1)
+        # a mask, not torch.tril: tril on tiny tensors stalls for milliseconds in OpenMP on a busy 2-core machine
+        i = torch.arange(self.loc.shape[-1], device=self.loc.device)
+        mask = (i[:, None] > i[None, :]).to(self.loc.dtype)  # strictly lower triangle
+        return torch.diag_embed(torch.exp(self.log_scale)) + self.off_diag * mask
 
     def distribution(self) -> torch.distributions.Distribution:
         """q as a torch Distribution with batch shape (batch,) and event shape (latent_dim,)."""
         if self.full_covariance:
-            return MultivariateNormal(self.loc, scale_tril=self.scale_tril())
+            # built lower-triangular with a positive diagonal, so the (slow) argument check is skipped
+            return MultivariateNormal(self.loc, scale_tril=self.scale_tril(), validate_args=False)
         return Independent(Normal(self.loc, torch.exp(self.log_scale)), 1)
 
 
@@ -90,3 +94,329 @@ def fit_local_posterior(model, x: torch.Tensor, steps: int = 500, lr: float = 0.
     with torch.no_grad():
         q = phi.distribution()
     return q, {"elbo": torch.stack(trace), "phi": phi}
+
+
+# ------------------------------------------------------------------------------------- the steppable phi optimiser
+# grid points per axis for live exact terms on a 2-D latent: the residual stays below ~1e-5 nats even for q far from
+# p(z|x) (41 reaches 2e-3 there), at a fraction of the default resolution's cost
+LIVE_RESOLUTION_2D = 61
+_LOG_2PI = math.log(2 * math.pi)
+LR_DECAY_STEPS = 100  # lr_t = lr / (1 + t / LR_DECAY_STEPS): Robbins-Monro decay, so the ELBO's noise floor shrinks
+GRADIENT_ESTIMATORS = ("reparameterisation", "score function")
+
+
+def local_from_distribution(q: torch.distributions.Distribution, full_covariance: bool = False) -> LocalGaussian:
+    """phi from a Gaussian q (Independent Normal or MultivariateNormal with batch shape (batch,)), e.g. an encoder's
+    output, so per-point optimisation can start where the encoder left off."""
+    if isinstance(q, MultivariateNormal):
+        tril = q.scale_tril.detach()
+        diag = torch.diagonal(tril, dim1=-2, dim2=-1)
+        phi = LocalGaussian(q.loc, torch.log(diag), full_covariance)
+        if full_covariance:
+            with torch.no_grad():
+                phi.off_diag.copy_(tril - torch.diag_embed(diag))
+        return phi
+    base = q.base_dist if isinstance(q, Independent) else q
+    return LocalGaussian(base.loc, torch.log(base.scale), full_covariance)
+
+
+def exact_elbo_and_kl(model, x: torch.Tensor, q: torch.distributions.Distribution,
+                      resolution: int | None = None, log_px: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """log p(x), ELBO(q) and KL(q || p(z|x)), each computed independently, and the identity's residual.
+
+    residual = log p(x) - ELBO - KL, which is 0 in exact arithmetic: its size checks all three computations.
+    1-/2-D latents by quadrature (estimators.quadrature_elbo / quadrature_kl); any latent dimension of a model with a
+    closed-form posterior (linear-Gaussian) in closed form. Each value is (batch,). ``resolution``: grid points per
+    axis of the expectations under q (None: the estimators' defaults; LIVE_RESOLUTION_2D suffices for a Gaussian q
+    on a 2-D latent and is several times faster). ``log_px``: pass the exact log p(x) when already known (it does
+    not depend on q; at full resolution it is the costly part).
+    """
+    with torch.no_grad():
+        log_px = exact_log_marginal(model, x) if log_px is None else log_px
+        if model.latent_dim <= 2:
+            value = quadrature_elbo(model, x, q, resolution=resolution)
+            kl = quadrature_kl(model, x, q, resolution=resolution, log_px=log_px)
+        else:
+            value, kl = _linear_gaussian_elbo(model, x, q), kl_divergence(_as_mvn(q), model.closed_form_posterior(x))
+    return {"log_px": log_px, "elbo": value, "kl": kl, "residual": log_px - value - kl}
+
+
+def _as_mvn(q) -> MultivariateNormal:
+    if isinstance(q, MultivariateNormal):
+        return q
+    return MultivariateNormal(q.mean, scale_tril=torch.diag_embed(q.stddev))
+
+
+def _linear_gaussian_elbo(model, x, q) -> torch.Tensor:
+    """E_q[log p(x|z)] + E_q[log p(z)] + H(q) for x = W z + b + sigma eps and Gaussian q = N(m, S), in closed form:
+    E_q||x - W z - b||^2 = ||x - W m - b||^2 + tr(W S W^T), E_q||z||^2 = ||m||^2 + tr(S). (batch,)."""
+    q = _as_mvn(q)
+    m, S = q.loc, q.covariance_matrix  # (batch, d), (batch, d, d)
+    W, b, sigma = model.W, model.b, model.sigma
+    resid = x - m @ W.T - b  # (batch, D)
+    tr_wsw = torch.einsum("ij,bjk,ik->b", W, S, W)
+    expected_loglik = -0.5 * (x.shape[-1] * math.log(2 * math.pi * sigma**2) + (resid.pow(2).sum(-1) + tr_wsw)
+                              / sigma**2)
+    expected_logprior = -0.5 * (m.shape[-1] * math.log(2 * math.pi) + m.pow(2).sum(-1)
+                                + torch.diagonal(S, dim1=-2, dim2=-1).sum(-1))
+    return expected_loglik + expected_logprior + q.entropy()
+
+
+class PhiOptimizer:
+    """Stochastic gradient ascent on ELBO(x; phi) that advances on demand: ``step(n)`` runs n more steps and returns
+    their Monte Carlo ELBOs, so a page can Step, Play and Reset while the state (phi, optimiser moments, step count)
+    lives in one object. Deterministic: step t's randomness comes from (seed, t) alone, however the steps are split.
+
+    x: (batch, data_dim); loc, log_scale: (batch, latent_dim) initial phi (default: the prior). The learning rate decays
+    as lr / (1 + t / decay_steps) (decay_steps=None: constant), which lets the gap close past the noise floor of a
+    constant step size.
+    """
+
+    def __init__(self, model, x: torch.Tensor, loc: torch.Tensor | None = None, log_scale: torch.Tensor | None = None,
+                 full_covariance: bool = False, optimizer: str = "adam", lr: float = 0.05, k: int = 8,
+                 decay_steps: float | None = LR_DECAY_STEPS, seed: int = 0, init: LocalGaussian | None = None):
+        if k < 1 or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"k must be at least 1 and lr a positive number, got k={k}, lr={lr}")
+        self.model, self.x, self.k, self.seed = model, x, int(k), int(seed)
+        self.lr, self.decay_steps = float(lr), decay_steps
+        if init is not None:
+            self.phi = init
+        else:
+            zeros = torch.zeros(x.shape[0], model.latent_dim, dtype=x.dtype, device=x.device)
+            self.phi = LocalGaussian(zeros if loc is None else loc.to(x.dtype),
+                                     zeros if log_scale is None else log_scale.to(x.dtype), full_covariance)
+        self.optimizer = make_optimizer([p for p in self.phi.parameters() if p.requires_grad], optimizer, self.lr)
+        self.generator = torch.Generator().manual_seed(self.seed)  # step t's noise depends on (seed, t) alone
+        self.t = 0
+        self.log_px: torch.Tensor | None = None
+        self.elbo_trace: list[torch.Tensor] = []  # per step: (batch,) Monte Carlo ELBO at the phi before the step
+        self.loc_trace: list[torch.Tensor] = [self.phi.loc.detach().clone()]  # q's mean after each step: the path
+
+    def lr_at(self, t: int) -> float:
+        return self.lr if not self.decay_steps else self.lr / (1.0 + t / self.decay_steps)
+
+    def step(self, n: int = 1) -> torch.Tensor:
+        """n more steps of gradient ascent; returns their Monte Carlo ELBOs, (n, batch)."""
+        out = []
+        with frozen(self.model):
+            for _ in range(n):
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr_at(self.t)
+                self.optimizer.zero_grad()
+                value = self._mc_elbo()  # (batch,)
+                (-value.sum()).backward()  # points are independent: the sum's gradient is each phi_i's own
+                grads = [p.grad for p in self.phi.parameters() if p.grad is not None]
+                if all(torch.isfinite(g).all() for g in grads) and torch.isfinite(value).all():
+                    self.optimizer.step()  # a non-finite estimate (q far in a tail) is skipped, never applied
+                self.t += 1
+                out.append(value.detach())
+                self.loc_trace.append(self.phi.loc.detach().clone())
+        self.elbo_trace.extend(out)
+        return torch.stack(out)
+
+    def _mc_elbo(self) -> torch.Tensor:
+        """mean_j [log p(x, z_j) - log q(z_j)] with z_j = loc + L eps_j, eps_j ~ N(0, I) from this object's generator.
+
+        Since log q(loc + L eps) = log N(eps; 0, I) - log|det L| exactly, this is estimators.elbo's reparameterised
+        estimate (same value, same gradient) without a triangular solve, which is slow for tiny matrices."""
+        phi = self.phi
+        eps = torch.randn(self.k, *phi.loc.shape, generator=self.generator, dtype=phi.loc.dtype)  # (k, batch, d)
+        eps = eps.to(phi.loc.device)
+        if phi.full_covariance:
+            z = phi.loc + (phi.scale_tril() @ eps[..., None])[..., 0]
+        else:
+            z = phi.loc + torch.exp(phi.log_scale) * eps
+        log_q = -0.5 * (eps.pow(2) + _LOG_2PI).sum(-1) - phi.log_scale.sum(-1)  # (k, batch)
+        return (self.model.log_joint(self.x, z) - log_q).mean(0)
+
+    def q(self) -> torch.distributions.Distribution:
+        """The current q(z; phi), detached from phi (later steps do not move it)."""
+        return detached_distribution(self.phi)
+
+    def exact(self, resolution: int | None = None) -> dict[str, torch.Tensor]:
+        """log p(x), exact ELBO, exact KL and the identity residual at the current phi (see exact_elbo_and_kl).
+        log p(x) is computed once (at full resolution) and kept: theta and x do not change."""
+        if self.log_px is None:
+            self.log_px = exact_log_marginal(self.model, self.x)
+        return exact_elbo_and_kl(self.model, self.x, self.q(), resolution=resolution, log_px=self.log_px)
+
+
+def detached_distribution(phi: LocalGaussian) -> torch.distributions.Distribution:
+    """q(z; phi) as a Distribution holding copies of phi's values (batch shape (batch,))."""
+    with torch.no_grad():
+        loc = phi.loc.detach().clone()
+        if phi.full_covariance:
+            return MultivariateNormal(loc, scale_tril=phi.scale_tril().detach().clone(), validate_args=False)
+        return Independent(Normal(loc, torch.exp(phi.log_scale.detach())), 1)
+
+
+# ----------------------------------------------------------------------------- gradient estimators of the ELBO
+def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator: str = "reparameterisation",
+                          k: int = 1, replicates: int = 1000, seed: int | None = 0) -> tuple[torch.Tensor, list[str]]:
+    """``replicates`` independent estimates of grad_phi ELBO(x; phi) at the current phi, each from k samples.
+
+    reparameterisation: grad_phi mean_j [log p(x, g(eps_j; phi)) - log q(g(eps_j; phi))], z = loc + L eps.
+    score function:     mean_j [log p(x, z_j) - log q(z_j)] grad_phi log q(z_j; phi), z_j ~ q (no baseline).
+    Both are unbiased for the same gradient; their variance differs. x: (1, data_dim), phi for one point.
+    Returns (grads: (replicates, n_params), names: n_params labels such as "loc[1]", "log_scale[2]").
+    """
+    if estimator not in GRADIENT_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {GRADIENT_ESTIMATORS}, got {estimator!r}")
+    d = phi.loc.shape[-1]
+    # replicate phi along the batch axis: points are independent, so d(sum)/d(phi_r) is replicate r's own estimate
+    rep = LocalGaussian(phi.loc.detach().expand(replicates, d), phi.log_scale.detach().expand(replicates, d),
+                        phi.full_covariance)
+    params = [rep.loc, rep.log_scale]
+    names = [f"loc[{i + 1}]" for i in range(d)] + [f"log_scale[{i + 1}]" for i in range(d)]
+    if phi.full_covariance:
+        with torch.no_grad():
+            rep.off_diag.copy_(phi.off_diag.detach().expand(replicates, d, d))
+        params.append(rep.off_diag)
+        rows, cols = torch.tril_indices(d, d, offset=-1)
+        names += [f"L[{i + 1},{j + 1}]" for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
+    xr = x.expand(replicates, x.shape[-1])
+    with frozen(model), seeded(seed, x.device):
+        q = rep.distribution()
+        if estimator == "reparameterisation":
+            objective = elbo(model, xr, q, k)  # (replicates,)
+        else:
+            z = q.sample((k,))  # (k, replicates, d), no path to phi
+            log_q = q.log_prob(z)
+            f = (model.log_joint(xr, z) - log_q).detach()
+            objective = (f * log_q).mean(0)  # a surrogate whose gradient is the score-function estimate
+        grads = torch.autograd.grad(objective.sum(), params, allow_unused=True)
+    flat = [grads[0], grads[1]]
+    if phi.full_covariance:
+        flat.append(grads[2][:, rows, cols])
+    return torch.cat(flat, dim=-1).detach(), names
+
+
+# ---------------------------------------------------------------------------------------------------- amortisation
+def live_resolution(latent_dim: int) -> int | None:
+    """Grid points per axis for exact terms shown live: the default for a 1-D latent (cheap), fewer for 2-D."""
+    return LIVE_RESOLUTION_2D if latent_dim == 2 else None
+
+
+def amortization_gaps(model, x: torch.Tensor, q_encoder: torch.distributions.Distribution, steps: int = 400,
+                      lr: float = 0.05, k: int = 16, full_covariance: bool = False, seed: int = 0) -> dict:
+    """Cremer, Li and Duvenaud (2018): split each point's gap log p(x) - ELBO(encoder) into two parts.
+
+    amortisation gap  = ELBO(q*_i) - ELBO(q_encoder(x_i))   (the encoder's shortfall against per-point optimisation)
+    approximation gap = log p(x_i) - ELBO(q*_i)            (the family's shortfall: KL(q*_i || p(z|x_i)))
+    q*_i starts at the encoder's q and is optimised per point (PhiOptimizer), then phi is averaged over the last half
+    of the steps (Polyak averaging: the average sits closer to the optimum than any one noisy iterate).
+    ELBOs exact (quadrature / closed form). x: (n, data_dim); q_encoder with batch shape (n,). Returns (n,) tensors.
+    """
+    resolution = live_resolution(model.latent_dim)
+    log_px = exact_log_marginal(model, x)
+    start = exact_elbo_and_kl(model, x, q_encoder, resolution=resolution, log_px=log_px)
+    opt = PhiOptimizer(model, x, init=local_from_distribution(q_encoder, full_covariance), lr=lr, k=k, seed=seed)
+    opt.step(steps - steps // 2)
+    tail = [[p.detach().clone() for p in opt.phi.parameters()]]
+    for _ in range(steps // 2):
+        opt.step(1)
+        tail.append([p.detach().clone() for p in opt.phi.parameters()])
+    with torch.no_grad():
+        for i, p in enumerate(opt.phi.parameters()):
+            p.copy_(torch.stack([t[i] for t in tail]).mean(0))
+    end = exact_elbo_and_kl(model, x, opt.q(), resolution=resolution, log_px=log_px)
+    # reported as measured: where the encoder is already optimal, what is left of the optimiser's noise may leave a
+    # hair below zero
+    return {"log_px": log_px, "elbo_encoder": start["elbo"], "elbo_optimized": end["elbo"],
+            "amortization_gap": end["elbo"] - start["elbo"], "approximation_gap": log_px - end["elbo"]}
+
+
+# ---------------------------------------------------------------------------------------- the notes' learning loop
+class LearningLoop:
+    """The notes' algorithm, one theta step at a time: sample a minibatch of points, optimise each point's own phi_i
+    (inner loop, theta frozen), then take one gradient step on theta with q(z; phi_i) fixed.
+
+    X: (n, data_dim). Each point's phi_i is kept between visits (a warm start). ``step()`` returns the inner loop's
+    per-point Monte Carlo ELBO trace (inner_steps, batch_size) and records each sampled point's exact ELBO before and
+    after its inner loop and the model's exact mean log-likelihood on X (1-/2-D latents or closed forms).
+    """
+
+    def __init__(self, model, X: torch.Tensor, batch_size: int = 8, inner_steps: int = 30, inner_lr: float = 0.1,
+                 theta_lr: float = 0.02, k: int = 8, seed: int = 0):
+        if not 1 <= batch_size or inner_steps < 1 or k < 1:
+            raise ValueError("batch_size, inner_steps and k must be at least 1")
+        self.model, self.X = model, X
+        self.batch_size, self.inner_steps, self.inner_lr, self.k, self.seed = \
+            min(batch_size, X.shape[0]), inner_steps, inner_lr, k, seed
+        self.loc = torch.zeros(X.shape[0], model.latent_dim, dtype=X.dtype, device=X.device)  # phi_i table
+        self.log_scale = torch.zeros_like(self.loc)
+        self.theta_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=theta_lr)
+        self.t = 0
+        self.inner_traces: list[torch.Tensor] = []  # per theta step: (inner_steps, batch_size)
+        self.log_lik = [self.mean_log_likelihood()]  # exact mean log p_theta(x) over X, before each theta step
+        self.elbo_after: list[float] = []  # minibatch mean ELBO after the inner loop (before the theta step)
+        self.exact_elbo: list[tuple] = []  # per theta step: exact ELBO (batch,) of each phi_i before / after its loop
+
+    def _exact_elbo(self, x, loc, log_scale) -> torch.Tensor:
+        q = Independent(Normal(loc, torch.exp(log_scale)), 1)
+        return exact_elbo_and_kl(self.model, x, q, resolution=live_resolution(self.model.latent_dim))["elbo"]
+
+    def mean_log_likelihood(self) -> float:
+        with torch.no_grad():
+            return float(exact_log_marginal(self.model, self.X).mean())
+
+    def step(self) -> torch.Tensor:
+        """One outer iteration: inner loop on phi_i for a sampled minibatch, then one theta step."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.t)
+        idx = torch.randperm(self.X.shape[0], generator=g)[: self.batch_size]
+        x = self.X[idx]
+        before = self._exact_elbo(x, self.loc[idx], self.log_scale[idx])
+        inner = PhiOptimizer(self.model, x, self.loc[idx], self.log_scale[idx], lr=self.inner_lr, k=self.k,
+                             decay_steps=None, seed=self.seed + self.t)
+        trace = inner.step(self.inner_steps)  # (inner_steps, batch)
+        self.loc[idx], self.log_scale[idx] = inner.phi.loc.detach(), inner.phi.log_scale.detach()
+        self.exact_elbo.append((before, self._exact_elbo(x, self.loc[idx], self.log_scale[idx])))
+        q = inner.q()
+        with seeded(self.seed * 7919 + self.t, x.device):
+            self.theta_opt.zero_grad()
+            value = elbo(self.model, x, q, self.k)  # gradient flows into theta only: q is detached
+            (-value.mean()).backward()
+            self.theta_opt.step()
+        self.t += 1
+        self.inner_traces.append(trace)
+        self.elbo_after.append(float(trace[-max(1, self.inner_steps // 5):].mean()))
+        self.log_lik.append(self.mean_log_likelihood())
+        return trace
+
+
+# ------------------------------------------------------------------------------------------------ the latent picture
+def view_box(model, x: torch.Tensor, qs=(), width: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A box in z (1-/2-D latent) holding p(z|x)'s mass and each q's mean +- width std. x: (1, data_dim).
+    Returns (lo, hi), each (latent_dim,)."""
+    with torch.no_grad():
+        grid = adapt_latent_grid(lambda z: model.log_joint(x, z), 1, model.latent_dim, x.dtype, x.device)
+        std = torch.sqrt(torch.diagonal(grid.scale @ grid.scale.mT, dim1=-2, dim2=-1))[0]
+        centers, stds = [grid.center[0]], [std]
+        for q in qs:
+            centers.append(q.mean[0])
+            stds.append(q.stddev[0])
+        lo = torch.stack([c - width * s for c, s in zip(centers, stds, strict=True)]).amin(0)
+        hi = torch.stack([c + width * s for c, s in zip(centers, stds, strict=True)]).amax(0)
+    return lo, hi
+
+
+def latent_densities(model, x: torch.Tensor, q: torch.distributions.Distribution, lo: torch.Tensor,
+                     hi: torch.Tensor, log_px: torch.Tensor, n: int = 101) -> dict:
+    """log p(z|x) and log q(z) on a regular grid over [lo, hi] (1-/2-D latent), for the picture.
+
+    Returns {"axes": list of (n,) arrays per latent axis, "log_posterior", "log_q"}: (n,) for a 1-D latent,
+    (n, n) indexed [z2, z1] (rows are the vertical axis) for a 2-D one.
+    """
+    d = model.latent_dim
+    axes = [torch.linspace(float(lo[i]), float(hi[i]), n, dtype=x.dtype) for i in range(d)]
+    if d == 1:
+        z = axes[0][:, None, None]  # (n, 1, 1)
+    else:
+        z2, z1 = torch.meshgrid(axes[1], axes[0], indexing="ij")
+        z = torch.stack([z1, z2], -1).reshape(n * n, 1, 2)
+    with torch.no_grad():
+        log_post = (model.log_joint(x, z) - log_px)[:, 0]
+        log_q = q.log_prob(z)[:, 0]
+    shape = (n,) if d == 1 else (n, n)
+    return {"axes": [a.numpy() for a in axes], "log_posterior": log_post.reshape(shape).numpy(),
+            "log_q": log_q.reshape(shape).numpy()}
