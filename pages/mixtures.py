@@ -278,7 +278,7 @@ def em_views(live: bool) -> gmm.GaussianMixture | None:
         "mean log p(x)", f"{trace.log_likelihoods[it]:.4f} nats", delta=None if delta is None else f"{delta:+.4f}"
     )
     m3.metric("status", status)
-    st.latex(figs.mixture_latex(gm.weights_, gm.means_, per_line=3 if K <= 6 else 4))
+    st.latex(figs.mixture_latex(gm.weights_, gm.means_, per_line=3))
 
     xlim, ylim = figs.plot_limits(X)
     grid = gmm.density_grid(gm, xlim, ylim, n=90) if "density" in views else None
@@ -297,6 +297,7 @@ def em_views(live: bool) -> gmm.GaussianMixture | None:
         xlim=xlim,
         ylim=ylim,
         height=height(600),
+        dragmode="select" if click_mode == "delete" else "pan",  # deleting: a drag draws a box at once
     )
     left, right = st.columns([3, 2])
     chart_key = f"mx_chart_{ss[CHART_NONCE]}"

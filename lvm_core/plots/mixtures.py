@@ -93,11 +93,12 @@ def mixture_figure(
     ylim=None,
     height: int = 520,
     title: str | None = None,
+    dragmode: str = "pan",
 ) -> go.Figure:
     """The data coloured by responsibilities resp (n, K), ellipses [k][j] at 1 and 2 std, means (K, 2), the density.
 
     `clicks` (m, 2): an invisible click-catching grid drawn first (trace TRACE_GRID), then the data (TRACE_DATA).
-    `point` (2,): the point whose p(x) is decomposed, drawn as a star.
+    `point` (2,): the point whose p(x) is decomposed, drawn as a star. `dragmode`: "pan", "select" (box), "lasso".
     """
     traces: list[dict] = []
     if clicks is not None:
@@ -182,7 +183,7 @@ def mixture_figure(
         xlim, ylim = plot_limits(X)
     fig.update_xaxes(range=list(xlim), constrain="domain")
     fig.update_yaxes(range=list(ylim), constrain="domain")
-    fig.update_layout(dragmode="pan", uirevision="mixture")
+    fig.update_layout(dragmode=dragmode, uirevision="mixture")
     style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height, title=title)
     fig.update_layout(legend=dict(font=dict(size=11), itemwidth=30), margin=dict(t=70))
     return fig
