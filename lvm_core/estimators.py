@@ -18,6 +18,9 @@ CHUNK = 1 << 20
 EVAL_CHUNK = 1 << 15
 # grid cells further than this below the peak of the integrand carry less than e^-40 of its mass: not integrated
 LOG_MASS_CUTOFF = 40.0
+# quadrature: refine a point's grid while halving its resolution moves the estimate by more than this (nats)
+REFINE_TOL = 1e-4
+MAX_REFINE = 2
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -145,12 +148,32 @@ def exact_log_marginal(model, x: torch.Tensor, resolution: int | None = None) ->
 def quadrature_log_marginal(model, x: torch.Tensor, resolution: int | None = None) -> torch.Tensor:
     """log p(x) = log integral p(x, z) dz by the trapezoid rule on a grid adapted to each point's posterior.
 
-    x: (batch, data_dim) -> (batch,). Only for latent_dim 1 or 2.
+    x: (batch, data_dim) -> (batch,). Only for latent_dim 1 or 2. With the default resolution, a point whose estimate
+    moves by more than REFINE_TOL when every other node is dropped is recomputed on a grid twice as fine (up to
+    MAX_REFINE times): sharp, bent posteriors (SeedLVM with noise_scale 0.2) need it to stay within 1e-4 nats.
     """
     with torch.no_grad():
-        log_f = lambda z: model.log_joint(x, z)  # noqa: E731
-        grid = adapt_latent_grid(log_f, x.shape[0], model.latent_dim, x.dtype, x.device, resolution=resolution)
-        return torch.logsumexp(_evaluate(log_f, grid.z) + grid.log_cell, dim=0)
+        d = model.latent_dim
+        grid = adapt_latent_grid(lambda z: model.log_joint(x, z), x.shape[0], d, x.dtype, x.device,
+                                 resolution=resolution)
+        out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+        idx = torch.arange(x.shape[0], device=x.device)  # the points still being refined
+        for round_ in range(MAX_REFINE + 1):
+            xi = x[idx]
+            f = _evaluate(lambda z: model.log_joint(xi, z), grid.z)  # noqa: B023 (used at once)
+            out[idx] = fine = torch.logsumexp(f + grid.log_cell, dim=0)
+            if resolution is not None or round_ == MAX_REFINE:
+                break
+            # the same rule on every other node (free: a subgrid); a converged estimate barely moves
+            m = grid.m
+            f_coarse = f[::2] if d == 1 else f.reshape(m, m, -1)[::2, ::2].reshape(-1, f.shape[-1])
+            coarse_cell = LatentGrid(grid.center, grid.scale, grid.lo, grid.hi, (m + 1) // 2).log_cell
+            todo = (fine - torch.logsumexp(f_coarse + coarse_cell, dim=0)).abs() > REFINE_TOL
+            if not todo.any():
+                break
+            idx = idx[todo]
+            grid = LatentGrid(grid.center[todo], grid.scale[todo], grid.lo[todo], grid.hi[todo], 2 * m - 1)
+        return out
 
 
 def exact_posterior(model, x: torch.Tensor):
