@@ -209,13 +209,14 @@ def quadrature_elbo(model, x: torch.Tensor, q: torch.distributions.Distribution,
 
 
 def quadrature_kl(model, x: torch.Tensor, q: torch.distributions.Distribution,
-                  resolution: int | None = None) -> torch.Tensor:
+                  resolution: int | None = None, log_px: torch.Tensor | None = None) -> torch.Tensor:
     """KL(q || p(z|x)) = E_q[log q(z) - log p(z|x)] with log p(z|x) = log p(x, z) - log p(x), p(x) exact.
 
     (batch,). Every term on a grid adapted to q, finer than the ELBO's (an expectation under q needs q's mass only).
+    ``log_px``: the exact log p(x) if the caller already has it (it does not depend on q), else computed here.
     """
     with torch.no_grad():
-        log_px = exact_log_marginal(model, x)
+        log_px = exact_log_marginal(model, x) if log_px is None else log_px
 
         def log_ratio(z):
             return q.log_prob(z) - (model.log_joint(x, z) - log_px)
