@@ -1,0 +1,159 @@
+"""Figures of the ELBO page: the posterior with q on it, the gap closing, gradient estimators, amortisation gaps and
+the notes' learning loop. Pure: arrays in, plotly Figure out."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lvm_core.plots import PALETTE, density_colorscale, style_figure
+
+# the two gradient estimators get the colours of their closest relatives: score function ~ sampling without using
+# the model's gradient (the naive estimator's pink), reparameterisation ~ the ELBO's own blue
+ESTIMATOR_COLORS = {"score function": PALETTE["naive"], "reparameterisation": PALETTE["elbo"]}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def latent_figure(dens: dict, path: np.ndarray | None = None, height: int = 420, title: str | None = None) -> go.Figure:
+    """p(z|x) and q(z; phi) in latent space.
+
+    dens: {"axes": [(n,)] per latent axis, "log_posterior", "log_q"} ((n,) for 1-D, (n, n) indexed [z2, z1] for 2-D),
+    as from lvm_core.inference.latent_densities. path: (steps + 1, latent_dim) q's mean along the optimisation.
+    1-D: two density curves. 2-D: the posterior as a heatmap, q as contour lines, the path of q's mean on top.
+    """
+    fig = go.Figure()
+    axes = dens["axes"]
+    post, q = np.exp(dens["log_posterior"]), np.exp(dens["log_q"])
+    if len(axes) == 1:
+        z = axes[0]
+        fig.add_trace(go.Scatter(x=z, y=post, name="p(z | x) exact", line=dict(color=PALETTE["posterior"], width=3),
+                                 fill="tozeroy", fillcolor=_rgba(PALETTE["posterior"], 0.15)))
+        fig.add_trace(go.Scatter(x=z, y=q, name="q(z; φ)", line=dict(color=PALETTE["proposal"], width=3, dash="dash")))
+        if path is not None and len(path):
+            fig.add_vline(x=float(path[-1, 0]), line=dict(color=PALETTE["proposal"], width=1, dash="dot"))
+        return style_figure(fig, x_title="z", y_title="density", height=height, title=title)
+    z1, z2 = axes
+    hover = "z₁=%{x:.2f}<br>z₂=%{y:.2f}<br>p(z|x)=%{z:.3g}<extra></extra>"
+    fig.add_trace(go.Heatmap(x=z1, y=z2, z=post, colorscale=density_colorscale(), showscale=False,
+                             name="p(z | x)", hovertemplate=hover))
+    peak = float(q.max()) if np.isfinite(q.max()) and q.max() > 0 else 1.0
+    fig.add_trace(go.Contour(x=z1, y=z2, z=q, showscale=False, name="q(z; φ)", showlegend=True, hoverinfo="skip",
+                             contours=dict(coloring="lines", start=peak * 0.05, end=peak * 0.95, size=peak * 0.15),
+                             line=dict(width=2), colorscale=[[0, PALETTE["proposal"]], [1, PALETTE["proposal"]]]))
+    # legend entry for the heatmap (heatmaps have none of their own)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="p(z | x) exact (heatmap)",
+                             marker=dict(color=PALETTE["posterior"], symbol="square", size=10)))
+    if path is not None and len(path) > 1:
+        fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines", name="path of q's mean",
+                                 line=dict(color=PALETTE["proposal"], width=1.5, dash="dot"), hoverinfo="skip"))
+    if path is not None and len(path):
+        fig.add_trace(go.Scatter(x=path[-1:, 0], y=path[-1:, 1], mode="markers", name="q's mean",
+                                 marker=dict(color=PALETTE["proposal"], size=10, symbol="x")))
+    fig.update_xaxes(range=[float(z1[0]), float(z1[-1])])
+    fig.update_yaxes(range=[float(z2[0]), float(z2[-1])])
+    return style_figure(fig, x_title="z₁", y_title="z₂", equal_aspect=True, height=height, title=title)
+
+
+def gap_chart(mc_steps: np.ndarray, mc_elbo: np.ndarray, steps: np.ndarray, exact_elbo: np.ndarray, log_px: float,
+              height: int = 380) -> go.Figure:
+    """log p(x) (flat), the stochastic ELBO per step, the exact ELBO at recorded steps, and the gap
+    log p(x) - ELBO = KL(q || p(z|x)) shaded between the exact ELBO and log p(x). All in nats."""
+    fig = go.Figure()
+    if len(mc_steps):
+        fig.add_trace(go.Scatter(x=mc_steps, y=mc_elbo, mode="lines", name="ELBO, Monte Carlo (per step)",
+                                 line=dict(color=PALETTE["elbo"], width=1), opacity=0.35))
+    if len(steps):
+        fig.add_trace(go.Scatter(x=steps, y=np.full(len(steps), log_px), mode="lines", showlegend=False,
+                                 line=dict(width=0), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=steps, y=exact_elbo, mode="lines+markers", name="ELBO, exact",
+                                 line=dict(color=PALETTE["elbo"], width=3), marker=dict(size=4),
+                                 fill="tonexty", fillcolor=_rgba(PALETTE["gap"], 0.25)))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="gap = KL(q ‖ p(z|x))",
+                                 marker=dict(color=_rgba(PALETTE["gap"], 0.5), symbol="square", size=12)))
+    x_end = max(float(steps[-1]) if len(steps) else 0.0, float(mc_steps[-1]) if len(mc_steps) else 0.0, 1.0)
+    fig.add_trace(go.Scatter(x=[0, x_end], y=[log_px, log_px], mode="lines", name="log p(x) exact",
+                             line=dict(color=PALETTE["truth"], width=3)))
+    # keep the exact curves in view: early Monte Carlo estimates far in q's tails may be hugely negative
+    finite = np.asarray(exact_elbo, float)[np.isfinite(exact_elbo)] if len(steps) else np.array([log_px - 1])
+    recent = np.asarray(mc_elbo, float)[-200:] if len(mc_steps) else np.array([])
+    recent = recent[np.isfinite(recent)]
+    lo = min(float(finite.min()), float(np.percentile(recent, 5)) if len(recent) else np.inf, log_px - 0.05)
+    pad = 0.08 * (log_px - lo) + 1e-3
+    fig.update_yaxes(range=[lo - pad, log_px + pad])
+    return style_figure(fig, x_title="optimisation step", y_title="nats", height=height)
+
+
+def gradient_histograms(samples: dict[str, np.ndarray], names: list[str], height: int = 320) -> go.Figure:
+    """Histograms of replicate gradient estimates, one panel per phi coordinate, one colour per estimator.
+
+    samples: {estimator name: (replicates, n_params)}; names: n_params labels. The legend gives each variance."""
+    n = len(names)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"∂ELBO/∂{name}" for name in names], horizontal_spacing=0.06)
+    for est, g in samples.items():
+        color = ESTIMATOR_COLORS.get(est, PALETTE["estimate"])
+        for j in range(n):
+            col = g[:, j]
+            col = col[np.isfinite(col)]
+            # show the central 99% so one huge score-function estimate does not flatten the panel
+            lo, hi = (np.percentile(col, [0.5, 99.5]) if len(col) else (0.0, 1.0))
+            fig.add_trace(go.Histogram(x=np.clip(col, lo, hi), name=f"{est} (variance {np.var(col):.3g})",
+                                       legendgroup=est, showlegend=j == 0, marker_color=color, opacity=0.6,
+                                       nbinsx=60, histnorm="probability density"), row=1, col=j + 1)
+            fig.add_vline(x=float(np.mean(col)) if len(col) else 0.0, line=dict(color=color, width=2, dash="dash"),
+                          row=1, col=j + 1)
+    fig.update_layout(barmode="overlay")
+    style_figure(fig, x_title="", y_title="density", height=height)
+    fig.update_xaxes(title_text="gradient estimate (nats per unit of φ)")
+    fig.update_layout(margin=dict(t=80))
+    return fig
+
+
+def gap_distributions(amortization: np.ndarray, approximation: np.ndarray, height: int = 340) -> go.Figure:
+    """Per-point amortisation gap and approximation gap (nats) as histograms, each with its mean as a dashed line."""
+    fig = go.Figure()
+    for name, values, color in (("amortisation gap", amortization, PALETTE["gap"]),
+                                ("approximation gap", approximation, PALETTE["kl"])):
+        values = np.asarray(values, float)
+        values = values[np.isfinite(values)]
+        mean = float(values.mean()) if len(values) else 0.0
+        fig.add_trace(go.Histogram(x=values, name=f"{name} (mean {mean:.3f} nats)", marker_color=color, opacity=0.6,
+                                   nbinsx=30))
+        fig.add_vline(x=mean, line=dict(color=color, width=2, dash="dash"))
+    fig.update_layout(barmode="overlay")
+    return style_figure(fig, x_title="gap per held-out point (nats)", y_title="points", height=height)
+
+
+def learning_figure(log_lik: np.ndarray, elbo_after: np.ndarray, inner_trace: np.ndarray | None,
+                    reference_log_lik: float | None = None, height: int = 360) -> go.Figure:
+    """The notes' learning loop. Left: the model's exact mean log-likelihood per theta step (and the data-generating
+    model's, for reference) and the minibatch ELBO after each inner loop. Right: the last inner loop's per-point
+    Monte Carlo ELBO against inner step (inner_trace: (inner_steps, batch))."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.1,
+                        subplot_titles=["learning θ", "the last inner loop (each line a point's φᵢ)"])
+    t = np.arange(len(log_lik))
+    fig.add_trace(go.Scatter(x=t, y=log_lik, mode="lines+markers", name="mean log p_θ(x) exact",
+                             line=dict(color=PALETTE["model"], width=3), marker=dict(size=4)), row=1, col=1)
+    if len(elbo_after):
+        fig.add_trace(go.Scatter(x=np.arange(len(elbo_after)), y=elbo_after, mode="lines",
+                                 name="minibatch ELBO after the inner loop",
+                                 line=dict(color=PALETTE["elbo"], width=1.5)), row=1, col=1)
+    if reference_log_lik is not None:
+        fig.add_trace(go.Scatter(x=[0, max(1, len(log_lik) - 1)], y=[reference_log_lik] * 2, mode="lines",
+                                 name="the data-generating model's mean log p(x)",
+                                 line=dict(color=PALETTE["truth"], width=2, dash="dash")), row=1, col=1)
+    if inner_trace is not None and len(inner_trace):
+        steps = np.arange(1, inner_trace.shape[0] + 1)
+        for i in range(inner_trace.shape[1]):
+            fig.add_trace(go.Scatter(x=steps, y=inner_trace[:, i], mode="lines", showlegend=i == 0,
+                                     name="per-point ELBO (Monte Carlo)", legendgroup="inner",
+                                     line=dict(color=PALETTE["proposal"], width=1), opacity=0.6), row=1, col=2)
+    style_figure(fig, x_title="θ step", y_title="nats per point", height=height)
+    fig.update_xaxes(title_text="inner step on φᵢ", row=1, col=2)
+    fig.update_layout(margin=dict(t=90))
+    return fig
