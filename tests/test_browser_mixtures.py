@@ -66,3 +66,26 @@ def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
     assert _n_points(page) == before + 1
     assert page.locator(EXCEPTION).count() == 0
     _screenshot(page, screenshot_dir, "mixtures-added-point")
+
+
+def test_a_box_drag_in_delete_mode_deletes_the_points_inside(open_app, screenshot_dir):
+    open_app("")
+    page = open_app("mixtures", "?mx_click=delete+points")
+    before = _n_points(page)
+    chart = page.locator(".js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    area = chart.locator(".nsewdrag").first.bounding_box()
+    # a box over the upper middle of the plot, where the top blob of the well-separated preset lies
+    x0, y0 = area["x"] + area["width"] * 0.3, area["y"] + area["height"] * 0.05
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + area["width"] * 0.2, y0 + area["height"] * 0.2, steps=5)
+    page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.35, steps=5)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => /Current data: .* \\(edited\\), [\\d,]+ points/.test(document.body.innerText)", timeout=30_000
+    )
+    wait_for_app(page)
+    assert _n_points(page) < before
+    assert page.locator(EXCEPTION).count() == 0
+    _screenshot(page, screenshot_dir, "mixtures-deleted-box")
