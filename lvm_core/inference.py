@@ -102,6 +102,9 @@ def fit_local_posterior(model, x: torch.Tensor, steps: int = 500, lr: float = 0.
 LIVE_RESOLUTION_2D = 61
 _LOG_2PI = math.log(2 * math.pi)
 LR_DECAY_STEPS = 100  # lr_t = lr / (1 + t / LR_DECAY_STEPS): Robbins-Monro decay, so the ELBO's noise floor shrinks
+# phi is clamped into this box after every step: a diverging run (SGD with a huge learning rate) stays a finite,
+# drawable q instead of overflowing
+LOC_LIMIT, LOG_SCALE_LIMITS = 1e3, (-12.0, 6.0)
 GRADIENT_ESTIMATORS = ("reparameterisation", "score function")
 
 
@@ -208,6 +211,10 @@ class PhiOptimizer:
                 grads = [p.grad for p in self.phi.parameters() if p.grad is not None]
                 if all(torch.isfinite(g).all() for g in grads) and torch.isfinite(value).all():
                     self.optimizer.step()  # a non-finite estimate (q far in a tail) is skipped, never applied
+                    with torch.no_grad():
+                        self.phi.loc.clamp_(-LOC_LIMIT, LOC_LIMIT)
+                        self.phi.log_scale.clamp_(*LOG_SCALE_LIMITS)
+                        self.phi.off_diag.clamp_(-LOC_LIMIT, LOC_LIMIT)
                 self.t += 1
                 out.append(value.detach())
                 self.loc_trace.append(self.phi.loc.detach().clone())
@@ -385,13 +392,17 @@ class LearningLoop:
 
 
 # ------------------------------------------------------------------------------------------------ the latent picture
-def view_box(model, x: torch.Tensor, qs=(), width: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+def view_box(model, x: torch.Tensor, qs=(), width: float = 4.0, base=None) -> tuple[torch.Tensor, torch.Tensor]:
     """A box in z (1-/2-D latent) holding p(z|x)'s mass and each q's mean +- width std. x: (1, data_dim).
-    Returns (lo, hi), each (latent_dim,)."""
+    base: a box (lo, hi) from an earlier call to widen instead of locating the posterior again (an animation's
+    frames reuse it). Returns (lo, hi), each (latent_dim,)."""
     with torch.no_grad():
-        grid = adapt_latent_grid(lambda z: model.log_joint(x, z), 1, model.latent_dim, x.dtype, x.device)
-        std = torch.sqrt(torch.diagonal(grid.scale @ grid.scale.mT, dim1=-2, dim2=-1))[0]
-        centers, stds = [grid.center[0]], [std]
+        if base is None:
+            grid = adapt_latent_grid(lambda z: model.log_joint(x, z), 1, model.latent_dim, x.dtype, x.device)
+            std = torch.sqrt(torch.diagonal(grid.scale @ grid.scale.mT, dim1=-2, dim2=-1))[0]
+            centers, stds = [grid.center[0]], [std]
+        else:
+            centers, stds = [(base[0] + base[1]) / 2], [(base[1] - base[0]) / (2 * width)]
         for q in qs:
             centers.append(q.mean[0])
             stds.append(q.stddev[0])
