@@ -28,7 +28,8 @@ def test_mixture_figure_layers_click_grid_data_density_ellipses_means_point(fitt
     assert len(data[figs.TRACE_GRID].x) == 100
     assert len(data[figs.TRACE_DATA].x) == len(X)
     assert [t.type for t in data].count("contour") == 1
-    assert sum(getattr(t, "mode", None) == "lines" for t in data) == 3 * 2  # K components x (1 std, 2 std)
+    # K components x (1 std, 2 std) x (white halo, coloured line)
+    assert sum(getattr(t, "mode", None) == "lines" for t in data) == 3 * 2 * 2
     assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect in x-space
     assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     # a point sure of its component takes that component's colour

@@ -133,21 +133,26 @@ def mixture_figure(
     traces += _density_traces(grid, density_mode)
     for k, rings in enumerate(ellipses or []):
         for j, pts in enumerate(rings):
-            traces.append(
-                dict(
-                    type="scatter",
-                    x=pts[:, 0],
-                    y=pts[:, 1],
-                    mode="lines",
-                    legendgroup="ellipses",
-                    showlegend=k == 0 and j == 0,
-                    name="ellipses: 1 std (solid), 2 std (dashed)",
-                    hoverinfo="skip",
-                    line=dict(
-                        color=component_color(k), width=2.5 if j == 0 else 1.5, dash="solid" if j == 0 else "dash"
-                    ),
+            width, dash = (2.5, "solid") if j == 0 else (1.8, "dash")
+            # a white halo under each ellipse: drawn over points of its own colour, it would vanish otherwise
+            for halo in (True, False):
+                traces.append(
+                    dict(
+                        type="scatter",
+                        x=pts[:, 0],
+                        y=pts[:, 1],
+                        mode="lines",
+                        legendgroup="ellipses",
+                        showlegend=not halo and k == 0 and j == 0,
+                        name="ellipses: 1 std (solid), 2 std (dashed)",
+                        hoverinfo="skip",
+                        line=dict(
+                            color="rgba(255,255,255,0.9)" if halo else component_color(k),
+                            width=width + 2.5 if halo else width,
+                            dash=dash,
+                        ),
+                    )
                 )
-            )
     if means is not None:
         traces.append(
             dict(
@@ -229,13 +234,13 @@ def log_likelihood_figure(
             )
         )
     fig.update_xaxes(rangemode="tozero")
-    if len(ll) > 2:
+    if len(ll) >= 2:
         # initialisations from single data points (tiny covariances) can start millions of nats lower: keep the
         # EM iterations readable and say where the start is
         rest = ll[1:]
         lo, hi = float(rest.min()), float(rest.max())
-        pad = max(hi - lo, 1e-3) * 0.15
-        if ll[0] < lo - 20 * max(hi - lo, 1e-3):
+        pad = max((hi - lo) * 0.15, 0.02)
+        if ll[0] < lo - max(20 * (hi - lo), 1.0):
             fig.update_yaxes(range=[lo - pad, hi + pad])
             fig.add_annotation(
                 x=0,
