@@ -20,9 +20,11 @@ PREFIX = "est"
 K_OPTIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 LOC_RANGE = (-10.0, 10.0)
 LOG_SCALE_RANGE = (-5.0, 2.0)  # log10 of q's scale per axis: 1e-5 .. 100
+SHOWN = 400  # samples drawn on the latent picture (more would hide the posterior under them)
 DEGENERATE_ESS = 1.5  # mean Kish ESS below this: the weights have degenerated onto one sample
 DIM_SWEEP_MAX_K, DIM_SWEEP_MAX_TRIALS = 10_000, 100
-FAMILIES = {"gaussian": "Gaussian", "student_t": "Student-t (heavy tails)"}
+# the labels are what the URL holds (?est_qfamily=Student-t), so they stay short
+FAMILIES = {"gaussian": "Gaussian", "student_t": "Student-t"}
 COST_AXES = {"k": "k (model evaluations)", "seconds": "wall time"}
 LABELS = dict(ex.ESTIMATOR_LABELS)
 
@@ -143,7 +145,9 @@ def proposal_controls() -> ex.Proposal:
         return ex.discrete_proposal(mean, prior, mix)
     c1, c2, c3 = st.columns([1.6, 1, 3.4])
     family = c1.segmented_control("q's family", list(FAMILIES), format_func=FAMILIES.get, default="gaussian",
-                                  key=f"{PREFIX}_qfamily", bind="query-params", required=True) or "gaussian"
+                                  key=f"{PREFIX}_qfamily", bind="query-params", required=True,
+                                  help="Student-t: heavy tails, so rare far samples never get astronomically "
+                                       "large weights.") or "gaussian"
     df = 3
     if family == "student_t":
         df = c2.slider("degrees of freedom ν", 1, 10, 3, key=f"{PREFIX}_qdf", bind="query-params",
@@ -226,13 +230,13 @@ def estimates_section() -> None:
             mean, std, how = fitted_moments()
             view = ex.latent_view(mean, std, q, 1 if sel.model.latent_dim == 1 else 2)
             picture = ex.latent_picture(sel.model, sel.x, log_px, q, view)
-            shown = {name: (runs[name].shown_z, runs[name].shown_w) for name in ("importance", "naive")}
+            shown = {name: (runs[name].shown_z[:SHOWN], runs[name].shown_w[:SHOWN]) for name in ("importance", "naive")}
             fig = figs.latent_figure(picture, shown, LABELS, height=height(420))
             for trace in fig.data:  # naive's samples start hidden: click its legend entry to compare
                 if trace.name == f"{LABELS['naive']} samples":
                     trace.visible = "legendonly"
             st.plotly_chart(fig, key=f"{PREFIX}_latent")
-        n_shown = min(k, 2000)
+        n_shown = min(k, SHOWN)
         st.caption(f"Trial 1's first {n_shown:,} samples of q, each sized by its normalised weight "
                    "w_j / Σ w (click the legend to show naive MC's). "
                    + ("The heatmap is the exact posterior p(z | x)." if not sel.model.discrete else "")

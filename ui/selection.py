@@ -232,7 +232,7 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
 
 
 def model_and_point(prefix: str, *, max_linear_latent: int = 10,
-                    kinds: tuple[str, ...] = ("seed", "linear", "deep", "mixture"), chart_height: int = 380,
+                    kinds: tuple[str, ...] = ("seed", "linear", "deep", "mixture"), chart_height: int = 440,
                     show_chart: bool = True) -> Selection:
     """Draw the model picker, the point inputs and the clickable density chart; return the Selection.
 

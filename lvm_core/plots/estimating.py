@@ -33,8 +33,9 @@ def data_space_figure(xs: np.ndarray, ys: np.ndarray, log_p: np.ndarray, data: n
                                  marker=dict(size=4, color=PALETTE["data"], opacity=0.55)))
     fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="chosen x", hoverinfo="skip",
                              marker=dict(size=15, symbol="x", color=PALETTE["truth"], line=dict(width=1.5))))
-    fig.update_xaxes(range=[xs[0], xs[-1]])
-    fig.update_yaxes(range=[ys[0], ys[-1]])
+    # constrain="domain": equal aspect shrinks the plot area instead of widening a range past the click grid
+    fig.update_xaxes(range=[xs[0], xs[-1]], constrain="domain")
+    fig.update_yaxes(range=[ys[0], ys[-1]], constrain="domain")
     fig.update_layout(clickmode="event+select", dragmode=False)
     return style_figure(fig, x_title="x₁", y_title="x₂", equal_aspect=True, height=height)
 
@@ -104,7 +105,7 @@ def latent_figure(picture: dict, samples: dict[str, tuple[np.ndarray, np.ndarray
             continue
         inside = ((zz[:, 0] >= zs[0][0]) & (zz[:, 0] <= zs[0][-1]) & (zz[:, 1] >= zs[1][0]) & (zz[:, 1] <= zs[1][-1]))
         fig.add_trace(go.Scatter(x=zz[inside, 0], y=zz[inside, 1], mode="markers", name=f"{labels[name]} samples",
-                                 marker=dict(size=_marker_sizes(w)[inside], color=_color(name), opacity=0.55,
+                                 marker=dict(size=_marker_sizes(w, 2.0, 16.0)[inside], color=_color(name), opacity=0.4,
                                              line=dict(width=0)), customdata=w[inside],
                                  hovertemplate="z = (%{x:.3f}, %{y:.3f})<br>weight %{customdata:.3g}<extra></extra>"))
     fig.update_xaxes(range=[zs[0][0], zs[0][-1]])
