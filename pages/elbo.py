@@ -142,9 +142,13 @@ def current_run() -> dict:
 
 
 def advance(n: int) -> None:
+    """n more steps, with the exact terms recorded about every n/20 steps (at most ~20 exact evaluations)."""
     run = current_run()
-    run["opt"].step(n)
-    record(run)
+    chunk = max(1, -(-n // 20))
+    while n > 0:
+        run["opt"].step(min(chunk, n))
+        n -= chunk
+        record(run)
 
 
 def _step() -> None:
@@ -209,14 +213,13 @@ def live() -> None:
     st.latex(rf"\underbrace{{{fmt(log_px)}}}_{{\log p(x)}} \;=\; \underbrace{{{fmt(elbo_v)}}}_{{\mathrm{{ELBO}}(q)}}"
              rf" \;+\; \underbrace{{{fmt(kl_v)}}}_{{\mathrm{{KL}}(q\,\|\,p(z\mid x))}}"
              rf"\qquad \text{{residual }} {res:+.1e}\ \text{{nats}}")
-    m = st.columns(5)
-    m[0].metric("step t", opt.t)
-    m[1].metric("exact ELBO", f"{elbo_v:.4f} nats")
-    m[2].metric("gap = KL(q ‖ p(z|x))", f"{kl_v:.4f} nats")
-    m[3].metric("|log p(x) − ELBO − KL|", f"{abs(res):.1e} nats",
+    m = st.columns(4)
+    m[0].metric("step t", opt.t, help=f"learning rate now {opt.lr_at(opt.t):.4g}")
+    m[1].metric("exact ELBO (nats)", f"{elbo_v:.4f}")
+    m[2].metric("gap = KL(q ‖ p(z|x)) (nats)", f"{kl_v:.4f}")
+    m[3].metric("|log p(x) − ELBO − KL| (nats)", f"{abs(res):.1e}",
                 help="The three terms are computed independently (log p(x) exactly; the ELBO and the KL by quadrature "
                      "under q, or in closed form). Their residual checks all three; it stays below 1e-4 nats.")
-    m[4].metric("learning rate now", f"{opt.lr_at(opt.t):.4g}")
     left, right = st.columns([1, 1.2])
     with left:
         if d <= 2:

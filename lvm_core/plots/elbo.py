@@ -110,7 +110,8 @@ def gradient_histograms(samples: dict[str, np.ndarray], names: list[str], height
     fig.update_layout(barmode="overlay")
     style_figure(fig, x_title="", y_title="density", height=height)
     fig.update_xaxes(title_text="gradient estimate (nats per unit of φ)")
-    fig.update_layout(margin=dict(t=80))
+    # the legend goes above the panel titles
+    fig.update_layout(margin=dict(t=110), legend=dict(y=1.25))
     return fig
 
 
@@ -155,5 +156,5 @@ def learning_figure(log_lik: np.ndarray, elbo_after: np.ndarray, inner_trace: np
                                      line=dict(color=PALETTE["proposal"], width=1), opacity=0.6), row=1, col=2)
     style_figure(fig, x_title="θ step", y_title="nats per point", height=height)
     fig.update_xaxes(title_text="inner step on φᵢ", row=1, col=2)
-    fig.update_layout(margin=dict(t=90))
+    fig.update_layout(margin=dict(t=120), legend=dict(y=1.3))
     return fig
