@@ -1,0 +1,438 @@
+"""Learning theta of a deep latent variable model: the ELBO (a VAE), the IWAE-k bound, and the notes' algorithm.
+
+    "elbo":  max over theta, psi of  mean_i E_{q_psi(z|x_i)}[log p(x_i, z) - log q_psi(z|x_i)]   (amortised encoder)
+    "iwae":  max over theta, psi of  mean_i E[log (1/k) sum_j p(x_i, z_j) / q_psi(z_j|x_i)]       (same encoder)
+    "local": the notes' loop: for a sampled minibatch, optimise each point's own phi_i (theta frozen) until near
+             convergence, then ONE gradient step on theta with the ELBO at those phi_i.
+
+``train_lvm`` keeps the best weights (by held-out exact log-likelihood when evaluated, else by the bound), stops when
+the callback says so, and stops a diverging run (NaN / exploding bound) restoring the last good weights.
+``save_lvm`` / ``load_lvm`` write and read a trained model as plain tensors and a config (no pickled objects).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lvm_core.estimators import exact_log_marginal, log_mean_exp, seeded
+from lvm_core.inference import frozen
+from lvm_core.models import _ACTIVATIONS, MLPLVM, SeedLVM, _diag_normal_log_prob
+
+OBJECTIVES = ("elbo", "iwae", "local")
+FORMAT = "lvm-lab/deep-lvm/1"
+LOG_SCALE_RANGE = (-7.0, 2.0)  # the encoder's log sigma is clamped here: q never collapses to a point or explodes
+
+
+# ------------------------------------------------------------------------------------------------------ the encoder
+class Encoder(nn.Module):
+    """q_psi(z | x) = N(loc(x), diag(exp(log_scale(x)))^2): one MLP emitting loc, log_scale: (batch, latent_dim)."""
+
+    def __init__(self, data_dim: int = 2, latent_dim: int = 2, hidden: int = 64, depth: int = 2,
+                 activation: str = "tanh", seed: int = 0, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.data_dim, self.latent_dim = data_dim, latent_dim
+        self.config = dict(data_dim=data_dim, latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 7919)  # psi's initial values from the seed alone, and not theta's copy
+            layers, width = [], data_dim
+            for _ in range(depth):
+                layers += [nn.Linear(width, hidden), _ACTIVATIONS[activation]()]
+                width = hidden
+            layers.append(nn.Linear(width, 2 * latent_dim))
+            self.net = nn.Sequential(*layers).to(dtype)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (batch, data_dim) -> (loc, log_scale), each (batch, latent_dim)."""
+        out = self.net(x)
+        return out[..., : self.latent_dim], out[..., self.latent_dim:].clamp(*LOG_SCALE_RANGE)
+
+    def distribution(self, x: torch.Tensor) -> torch.distributions.Distribution:
+        """q(z | x) as a torch Distribution with batch shape (batch,) and event shape (latent_dim,)."""
+        loc, log_scale = self(x)
+        return torch.distributions.Independent(torch.distributions.Normal(loc, torch.exp(log_scale)), 1)
+
+
+# -------------------------------------------------------------------------------------------------- the objectives
+def _log_weights(model, x, loc, log_scale, k: int, beta: float = 1.0) -> torch.Tensor:
+    """log w_j = log p(x | z_j) + beta (log p(z_j) - log q(z_j)), z_j = loc + sigma * eps_j reparameterised.
+
+    (k, batch). beta = 1 is the true log weight; beta < 1 (KL warm-up) lets the decoder use z before the prior pulls.
+    """
+    eps = torch.randn(k, *loc.shape, dtype=loc.dtype, device=loc.device)  # (k, batch, latent_dim)
+    z = loc + torch.exp(log_scale) * eps
+    log_ratio = model.log_prior(z) - _diag_normal_log_prob(z, loc, log_scale)
+    return model.log_likelihood(x, z) + (log_ratio if beta == 1.0 else beta * log_ratio)
+
+
+def bound(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, k: int = 1,
+          objective: str = "elbo", beta: float = 1.0) -> torch.Tensor:
+    """The per-point bound with q = N(loc, diag(exp(log_scale))^2): (batch,).
+
+    "elbo": mean_j log w_j (the Monte Carlo ELBO with k samples); "iwae": log mean_j w_j (the IWAE-k bound).
+    beta < 1 weakens the prior-vs-q term (KL warm-up); the result is then no longer a bound on log p(x).
+    """
+    log_w = _log_weights(model, x, loc, log_scale, k, beta)
+    return log_mean_exp(log_w, 0) if objective == "iwae" else log_w.mean(0)
+
+
+def optimise_local_phi(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, steps: int = 20,
+                       lr: float = 0.05, k: int = 1, beta: float = 1.0):
+    """The notes' inner loop: gradient ascent on each point's own ELBO(x_i; phi_i), theta frozen.
+
+    loc, log_scale: (batch, latent_dim) starting phi (warm start). Returns the optimised (loc, log_scale), detached,
+    and the per-point Monte Carlo ELBO before each step: (steps, batch).
+    """
+    loc = loc.detach().clone().requires_grad_(True)
+    log_scale = log_scale.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([loc, log_scale], lr=lr)
+    trace = []
+    with frozen(model):
+        for _ in range(steps):
+            value = bound(model, x, loc, log_scale.clamp(*LOG_SCALE_RANGE), k, beta=beta)  # (batch,)
+            opt.zero_grad(set_to_none=True)
+            (-value.sum()).backward()  # points are independent: the sum's gradient is each phi_i's own
+            opt.step()
+            trace.append(value.detach())
+    return loc.detach(), log_scale.detach().clamp(*LOG_SCALE_RANGE), torch.stack(trace)
+
+
+# ---------------------------------------------------------------------------------------------------- the history
+@dataclass
+class TrainingHistory:
+    """What a run did. ``bound[i]`` is the minibatch bound (nats per point) at step ``i``; ``eval_steps`` /
+    ``eval_log_lik`` the exact held-out log-likelihood (nats per point) every ``eval_every`` steps."""
+
+    objective: str
+    config: dict = field(default_factory=dict)
+    bound: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_log_lik: list[float] = field(default_factory=list)
+    inner_elbo: list[list[float]] = field(default_factory=list)  # "local": mean ELBO along each inner loop
+    last_inner: torch.Tensor | None = None  # "local": (inner_steps, batch) per-point ELBO of the last inner loop
+    best_step: int = -1
+    best_value: float = -math.inf
+    best_by: str = "bound"  # "held-out" when chosen by the exact held-out log-likelihood
+    best_state: dict | None = None
+    best_encoder_state: dict | None = None
+    stopped: bool = False  # by the callback or an interruption
+    finished: bool = False
+    diverged: str | None = None  # the message, when the run diverged
+    seconds: float = 0.0
+    phi_loc: torch.Tensor | None = None  # "local": (n_train, latent_dim) the latest phi_i of every training point
+    phi_log_scale: torch.Tensor | None = None
+    encoder: Encoder | None = None  # the trained encoder ("elbo" / "iwae"); None for "local"
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.bound)
+
+
+def _snapshot(module: nn.Module | None) -> dict | None:
+    return None if module is None else {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def held_out_log_lik(model, X: torch.Tensor, resolution: int | None = None) -> float:
+    """mean_i log p(x_i) by quadrature (exact to ~1e-4 nats at the default resolution), nats per point."""
+    return float(exact_log_marginal(model, X, resolution=resolution).mean())
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Run the body with torch using n CPU threads (None: unchanged), restoring the count afterwards.
+
+    A small MLP's matrices are too small to split: on a busy 2-core machine two threads made a training step 25x
+    slower than one (measured), so training defaults to one thread.
+    """
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def pick_device(device: str = "cpu") -> torch.device:
+    """"cuda" when asked for and available ("auto" takes it if present), else the CPU."""
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------------------------------- train_lvm
+def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, lr: float = 1e-2,
+              batch_size: int = 128, seed: int = 0, callback: Callable | None = None, encoder: Encoder | None = None,
+              eval_X=None, eval_every: int | None = None, eval_resolution: int | None = 41,
+              warmup: int = 500, inner_steps: int = 20, inner_lr: float = 0.05, grad_clip: float = 100.0,
+              explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu",
+              threads: int | None = 1) -> TrainingHistory:
+    """Fit theta (and the encoder psi for "elbo" / "iwae") by Adam on minibatches of X; returns a TrainingHistory.
+
+    X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored by exact quadrature every
+    ``eval_every`` steps (``eval_resolution`` points per latent axis; None = the exact default). "local" keeps one
+    phi_i per training point (warm-started across visits) and runs ``inner_steps`` Adam steps on it per visit.
+    ``warmup`` > 0 ramps the weight of log p(z) - log q(z) linearly from 0 to 1 over the first ``warmup`` steps (KL
+    warm-up, at most a quarter of the run; the bound recorded then is the warmed-up objective, not yet a bound).
+    ``threads``: CPU threads while training (1 is fastest for small networks; None leaves torch's setting).
+    callback(history) is called after every step; returning True stops the run. The best weights are loaded into
+    ``model`` (and ``encoder``) at the end, also when the run was stopped, interrupted or diverged.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if steps < 1 or k < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0):
+        raise ValueError("steps, k and batch_size must be at least 1 and lr a positive number")
+    dev = pick_device(device)
+    home = model.device
+    model.to(dev)
+    X = torch.as_tensor(X, dtype=model.dtype).to(dev)
+    n = X.shape[0]
+    if X.ndim != 2 or X.shape[1] != model.data_dim or n < 1:
+        raise ValueError(f"X must have shape (n, {model.data_dim}), got {tuple(X.shape)}")
+    if eval_X is not None:
+        eval_X = torch.as_tensor(eval_X, dtype=model.dtype).to(dev)
+    if objective != "local" and encoder is None:
+        encoder = Encoder(model.data_dim, model.latent_dim, seed=seed, dtype=model.dtype)
+    if encoder is not None:
+        encoder.to(dev)
+    batch_size = min(batch_size, n)
+    warmup = min(warmup, steps // 4)
+    config = dict(objective=objective, k=k, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                  warmup=warmup, inner_steps=inner_steps, inner_lr=inner_lr, device=dev.type)
+    history = TrainingHistory(objective=objective, config=config, best_by="held-out" if eval_X is not None else "bound")
+    history.encoder = encoder  # visible to the callback, so an interrupted run keeps its encoder too
+    params = list(model.parameters()) + (list(encoder.parameters()) if objective != "local" else [])
+    opt = torch.optim.Adam(params, lr=lr)
+    if objective == "local":
+        history.phi_loc = torch.zeros(n, model.latent_dim, dtype=model.dtype, device=dev)
+        history.phi_log_scale = torch.zeros_like(history.phi_loc)
+    good = (_snapshot(model), _snapshot(encoder))  # the last weights known to give a finite, sane bound
+    best_window = -math.inf
+
+    def consider_best(step: int, value: float) -> None:
+        if value > history.best_value:
+            history.best_step, history.best_value = step, value
+            history.best_state, history.best_encoder_state = _snapshot(model), _snapshot(encoder)
+
+    def evaluate(step: int) -> None:
+        model.eval()
+        value = held_out_log_lik(model, eval_X, eval_resolution)
+        history.eval_steps.append(step)
+        history.eval_log_lik.append(value)
+        if math.isfinite(value):
+            consider_best(step, value)
+
+    start = time.perf_counter()
+    try:
+        with seeded(seed, dev), cpu_threads(threads if dev.type == "cpu" else None):
+            if eval_X is not None and eval_every:
+                evaluate(0)
+            for step in range(steps):
+                idx = torch.randint(n, (batch_size,), device=dev)
+                x = X[idx]  # (batch, data_dim)
+                beta = min(1.0, (step + 1) / warmup) if warmup else 1.0
+                if objective == "local":
+                    loc, log_scale, trace = optimise_local_phi(model, x, history.phi_loc[idx],
+                                                               history.phi_log_scale[idx], inner_steps, inner_lr, k,
+                                                               beta)
+                    history.phi_loc[idx], history.phi_log_scale[idx] = loc, log_scale
+                    history.inner_elbo.append(trace.mean(1).tolist())
+                    history.last_inner = trace
+                    value = bound(model, x, loc, log_scale, k, beta=beta).mean()  # ELBO at the optimised, fixed phi_i
+                else:
+                    loc, log_scale = encoder(x)
+                    value = bound(model, x, loc, log_scale, k, objective, beta).mean()
+                opt.zero_grad(set_to_none=True)
+                (-value).backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
+                value = float(value.detach())
+                best_bound = max(history.bound, default=-math.inf)
+                if not (math.isfinite(value) and math.isfinite(grad_norm)) or value < best_bound - explode_nats:
+                    what = "not a number" if not math.isfinite(value) or not math.isfinite(grad_norm) else (
+                        f"{value:.3g} nats, {best_bound - value:.3g} below its best")
+                    history.diverged = (f"Training diverged at step {step} (the bound became {what}). The last good "
+                                        f"weights are restored; try a smaller learning rate.")
+                    model.load_state_dict(good[0])
+                    if encoder is not None and good[1] is not None:
+                        encoder.load_state_dict(good[1])
+                    break
+                opt.step()
+                history.bound.append(value)
+                if (step + 1) % check_every == 0:
+                    good = (_snapshot(model), _snapshot(encoder))
+                    window = sum(history.bound[-check_every:]) / check_every
+                    if eval_X is None and window > best_window:
+                        best_window = window
+                        consider_best(step + 1, window)
+                if eval_X is not None and eval_every and (step + 1) % eval_every == 0:
+                    evaluate(step + 1)
+                    model.train()
+                if callback is not None and callback(history):
+                    history.stopped = True
+                    break
+            else:
+                history.finished = True
+            if eval_X is not None and history.finished and (not history.eval_steps or history.eval_steps[-1] != steps):
+                evaluate(steps)
+    except BaseException:
+        history.stopped = True  # interrupted (e.g. a Stop button's rerun): keep the best so far, then re-raise
+        raise
+    finally:
+        history.seconds = time.perf_counter() - start
+        if history.best_state is None:  # too short to judge: the final (or last good) weights are the best known
+            consider_best(history.steps_done, history.bound[-1] if history.bound else -math.inf)
+        model.load_state_dict(history.best_state)
+        if encoder is not None and history.best_encoder_state is not None:
+            encoder.load_state_dict(history.best_encoder_state)
+        model.to(home)
+        if encoder is not None:
+            encoder.to(home)
+        model.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------------------------- save and load
+def model_config(model) -> dict:
+    """A plain dict that rebuilds the model's architecture (not its weights)."""
+    if isinstance(model, MLPLVM):
+        return dict(kind="mlp", **model.config)
+    if isinstance(model, SeedLVM):
+        return dict(kind="seed", latent_dim=model.latent_dim, data_dim=model.data_dim, noise_scale=model.noise_scale)
+    raise ValueError(f"cannot save a {type(model).__name__}; only MLPLVM and SeedLVM models")
+
+
+def build_model(config: dict):
+    """The model described by ``model_config`` with fresh weights."""
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind == "mlp":
+        return MLPLVM(**config)
+    if kind == "seed":
+        return SeedLVM(**config)
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def save_lvm(model, encoder: Encoder | None = None, config: dict | None = None) -> bytes:
+    """The model (and encoder) as bytes: state dicts plus plain config dicts, readable by ``load_lvm``."""
+    payload = {
+        "format": FORMAT,
+        "model_config": model_config(model),
+        "model_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "encoder_config": None if encoder is None else dict(encoder.config),
+        "encoder_state": None if encoder is None else {k: v.detach().cpu().clone()
+                                                       for k, v in encoder.state_dict().items()},
+        "config": copy.deepcopy(config or {}),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def _check_state(module: nn.Module, state, what: str) -> None:
+    """Raise ValueError unless ``state`` has exactly the module's keys, shapes and floating dtypes."""
+    if not isinstance(state, dict):
+        raise ValueError(f"the {what}'s weights are missing or not a dictionary of tensors")
+    expected = module.state_dict()
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise ValueError(f"the {what}'s weights do not match its architecture (missing {missing}, unexpected {extra})")
+    for key, tensor in expected.items():
+        got = state[key]
+        if not isinstance(got, torch.Tensor) or got.shape != tensor.shape or not got.is_floating_point():
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise ValueError(f"the {what}'s weight {key!r} has shape {shape}, expected {tuple(tensor.shape)}")
+        if not torch.isfinite(got).all():
+            raise ValueError(f"the {what}'s weight {key!r} contains NaN or infinite values")
+
+
+def load_lvm(data: bytes):
+    """Read bytes written by ``save_lvm`` -> (model, encoder or None, config). Only tensors and plain values are
+    unpickled (torch.load with weights_only=True); anything else raises ValueError saying what is wrong."""
+    hint = "Upload a .pt file downloaded from LVM Lab's deep-LVM page."
+    try:
+        payload = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError, OSError,
+            UnicodeDecodeError, IndexError, KeyError) as exc:
+        raise ValueError(f"This file is not a saved LVM Lab model ({type(exc).__name__}). {hint}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"This file is not a saved LVM Lab model (no '{FORMAT}' marker). {hint}")
+    try:
+        model = build_model(payload["model_config"])
+        encoder = None
+        if payload.get("encoder_config") is not None:
+            encoder = Encoder(**payload["encoder_config"], dtype=model.dtype)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"The model file's architecture is invalid ({exc}). {hint}") from None
+    _check_state(model, payload.get("model_state"), "model")
+    model.load_state_dict(payload["model_state"])
+    if encoder is not None:
+        if (encoder.latent_dim, encoder.data_dim) != (model.latent_dim, model.data_dim):
+            raise ValueError(f"The encoder's dimensions do not match the model's. {hint}")
+        _check_state(encoder, payload.get("encoder_state"), "encoder")
+        encoder.load_state_dict(payload["encoder_state"])
+        encoder.eval()
+    config = payload.get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"The model file's config is not a dictionary. {hint}")
+    model.eval()
+    return model, encoder, config
+
+
+# ------------------------------------------------------------------------------------- views of a model (for plots)
+def log_density_grid(model, xlim: tuple[float, float], ylim: tuple[float, float], n: int = 50,
+                     resolution: int | None = 41) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log p(x) by quadrature on an n x n grid of x. Returns xs: (n,), ys: (n,), log_p: (n, n) with rows along y."""
+    xs = torch.linspace(*xlim, n, dtype=model.dtype)
+    ys = torch.linspace(*ylim, n, dtype=model.dtype)
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")  # (n_y, n_x)
+    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).to(model.device)  # (n*n, 2)
+    log_p = exact_log_marginal(model, points, resolution=resolution).reshape(n, n).cpu()
+    return xs, ys, log_p
+
+
+def latent_grid(latent_dim: int, per_axis: int, extent: float = 2.5, dtype=torch.float64) -> torch.Tensor:
+    """Evenly spaced z values covering +-extent prior standard deviations: (per_axis ** latent_dim, latent_dim)."""
+    axis = torch.linspace(-extent, extent, per_axis, dtype=dtype)
+    if latent_dim == 1:
+        return axis[:, None]
+    gz1, gz2 = torch.meshgrid(axis, axis, indexing="xy")
+    return torch.stack([gz1.reshape(-1), gz2.reshape(-1)], -1)
+
+
+@torch.no_grad()
+def mixture_components(model, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Gaussians p(x | z) of the infinite mixture at the given z: (m, latent_dim).
+
+    Returns mu: (m, data_dim), sigma: (m, data_dim) (diagonal standard deviations), log p(z): (m,).
+    """
+    z = z.to(model.dtype).to(model.device)
+    loc, log_scale = model.decode(z)
+    return loc.cpu(), torch.exp(log_scale).cpu(), model.log_prior(z).cpu()
+
+
+@torch.no_grad()
+def latent_codes(model, X, encoder: Encoder | None = None, steps: int = 200, lr: float = 0.05,
+                 seed: int = 0) -> torch.Tensor:
+    """Where each point sits in z-space: the encoder's mean, or (no encoder) each point's optimised phi_i mean.
+
+    X: (n, data_dim) -> (n, latent_dim).
+    """
+    X = torch.as_tensor(X, dtype=model.dtype).to(model.device)
+    if encoder is not None:
+        return encoder(X)[0].cpu()
+    zeros = torch.zeros(X.shape[0], model.latent_dim, dtype=model.dtype, device=model.device)
+    with torch.enable_grad(), seeded(seed, X.device):
+        loc, _, _ = optimise_local_phi(model, X, zeros, zeros, steps=steps, lr=lr)
+    return loc.cpu()

@@ -1,0 +1,203 @@
+"""train_lvm and friends: the notes' inner loop, IWAE vs ELBO, save/load, divergence, a short run that learns."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lvm_core.datasets import make_dataset, standardize, train_test_split_points
+from lvm_core.estimators import exact_log_marginal, log_mean_exp, quadrature_elbo
+from lvm_core.models import MLPLVM, SeedLVM
+from lvm_core.training import (
+    Encoder,
+    _log_weights,
+    held_out_log_lik,
+    load_lvm,
+    optimise_local_phi,
+    save_lvm,
+    train_lvm,
+)
+
+
+def _moons(n_train=400, n_test=200, seed=0):
+    X, _, _ = standardize(make_dataset("two_moons", n=n_train + n_test, noise=0.05, seed=seed))
+    X_train, X_test = train_test_split_points(X, test_fraction=n_test / (n_train + n_test), seed=seed)
+    return torch.tensor(X_train, dtype=torch.float32), torch.tensor(X_test, dtype=torch.float32)
+
+
+def _normal(loc, log_scale):
+    return torch.distributions.Independent(torch.distributions.Normal(loc, torch.exp(log_scale)), 1)
+
+
+def test_inner_loop_raises_every_points_exact_elbo():
+    # the notes' inner loop on its own: from phi at the prior, each point's exact (quadrature) ELBO must rise
+    model = SeedLVM(latent_dim=1, seed=3, noise_scale=0.2)
+    x, _ = model.sample(40, generator=1)
+    zeros = torch.zeros(40, 1, dtype=torch.float64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        loc, log_scale, trace = optimise_local_phi(model, x, zeros, zeros, steps=200, lr=0.05, k=4)
+    before = quadrature_elbo(model, x, _normal(zeros, zeros))
+    after = quadrature_elbo(model, x, _normal(loc, log_scale))
+    assert trace.shape == (200, 40)
+    assert (after > before + 1e-3).all(), (after - before).min()
+    assert (after <= exact_log_marginal(model, x) + 1e-6).all()  # and stays a lower bound
+
+
+def test_local_objective_optimises_phi_before_each_theta_step():
+    X, _ = _moons(200, 10)
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+    train_lvm(model, X, objective="elbo", steps=150, seed=0)  # a model whose posteriors differ from the prior
+    history = train_lvm(model, X, objective="local", steps=1, batch_size=64, inner_steps=40, warmup=0, seed=0)
+    assert len(history.inner_elbo) == 1 and history.last_inner.shape == (40, 64)
+    # per point: the ELBO over the last 5 inner steps minus over the first 5; its mean must exceed 3 standard errors
+    diff = history.last_inner[-5:].mean(0) - history.last_inner[:5].mean(0)  # (batch,)
+    se = diff.std() / math.sqrt(diff.numel())
+    assert diff.mean() > 3 * se and diff.mean() > 0
+    assert history.phi_loc.abs().sum() > 0  # phi_i were stored for warm starts
+
+
+def test_iwae_bound_lies_between_elbo_and_exact_log_marginal():
+    X, _ = _moons(300, 10)
+    model = MLPLVM(latent_dim=2, hidden=32, seed=1)
+    history = train_lvm(model, X, objective="elbo", steps=150, seed=0)
+    encoder = history.encoder
+    x = X[:60]
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(0)
+        loc, log_scale = encoder(x)
+        reps, k = 300, 16
+        # independent samples for the two estimates: ELBO (k = 1) and IWAE-16, each replicated `reps` times
+        elbo_r = _log_weights(model, x, loc, log_scale, reps).mean(1)  # (reps,) mean over points
+        log_w = _log_weights(model, x, loc, log_scale, reps * k).reshape(reps, k, -1)
+        iwae_r = log_mean_exp(log_w, 1).mean(1)  # (reps,)
+    se = math.sqrt(elbo_r.var() / reps + iwae_r.var() / reps)
+    exact = float(exact_log_marginal(model, x).mean())
+    assert float(iwae_r.mean() - elbo_r.mean()) > -3 * se
+    assert float(iwae_r.mean()) < exact + 3 * float(iwae_r.std()) / math.sqrt(reps)
+
+
+def test_save_load_round_trips_exactly():
+    X, _ = _moons(100, 10)
+    model = MLPLVM(latent_dim=2, hidden=8, depth=1, activation="silu", min_scale=0.01, seed=2)
+    history = train_lvm(model, X, steps=5, seed=0)
+    config = {"objective": "elbo", "mean": [0.1, -0.2], "note": "t"}
+    model2, encoder2, config2 = load_lvm(save_lvm(model, history.encoder, config))
+    assert config2 == config and model2.config == model.config
+    for a, b in ((model, model2), (history.encoder, encoder2)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    z = torch.randn(3, 7, 2)
+    assert torch.equal(model.log_joint(X[:7], z), model2.log_joint(X[:7], z))
+    seed_model = SeedLVM(latent_dim=1, seed=4, noise_scale=0.3)
+    seed2, enc, _ = load_lvm(save_lvm(seed_model))
+    assert enc is None and seed2.noise_scale == 0.3 and torch.equal(seed2.A, seed_model.A)
+
+
+def _tampered(model, encoder, edit) -> bytes:
+    payload = torch.load(io.BytesIO(save_lvm(model, encoder)), weights_only=True)
+    edit(payload)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+class _Arbitrary:  # a pickled object that is not plain data: weights_only loading must refuse it
+    pass
+
+
+def test_wrong_files_raise_value_error_with_a_message():
+    model = MLPLVM(latent_dim=2, hidden=8, seed=0)
+    encoder = Encoder(2, 2, hidden=8)
+    buffer = io.BytesIO()
+    torch.save({"obj": _Arbitrary()}, buffer)
+    plain = io.BytesIO()
+    torch.save({"weights": torch.zeros(3)}, plain)
+
+    def reshape(p):
+        p["model_state"]["net.0.weight"] = torch.zeros(5, 5)
+
+    def drop(p):
+        p["encoder_state"].pop("net.0.bias")
+
+    def nan(p):
+        p["model_state"]["net.0.bias"][0] = float("nan")
+
+    def bad_arch(p):
+        p["model_config"]["activation"] = "sigmoid-of-doom"
+
+    cases = {
+        "random bytes": np.random.default_rng(0).bytes(300),
+        "a csv": b"x1,x2\n1,2\n",
+        "empty": b"",
+        "an arbitrary pickled object": buffer.getvalue(),
+        "a torch file of another program": plain.getvalue(),
+        "a wrong shape": _tampered(model, encoder, reshape),
+        "a missing key": _tampered(model, encoder, drop),
+        "a NaN weight": _tampered(model, encoder, nan),
+        "a bad architecture": _tampered(model, encoder, bad_arch),
+    }
+    for what, data in cases.items():
+        with pytest.raises(ValueError, match="LVM Lab|weight|architecture") as info:
+            load_lvm(data)
+        assert len(str(info.value)) > 30, what
+
+
+def test_divergence_stops_and_restores_the_last_good_weights():
+    X, _ = _moons(200, 10)
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+
+    def blow_up(history):
+        if history.steps_done == 30:  # after the snapshot at step 25: corrupt theta as an exploding update would
+            with torch.no_grad():
+                model.net[0].weight.fill_(float("nan"))
+        return False
+
+    history = train_lvm(model, X, steps=200, seed=0, callback=blow_up, check_every=25)
+    assert history.diverged is not None and "diverged at step 30" in history.diverged
+    assert "smaller learning rate" in history.diverged
+    assert history.steps_done == 30 and not history.finished
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.isfinite(exact_log_marginal(model, X[:20], resolution=41)).all()
+
+
+def test_callback_stops_and_an_interruption_keeps_the_best_weights():
+    X, _ = _moons(200, 10)
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+    history = train_lvm(model, X, steps=100, seed=0, callback=lambda h: h.steps_done >= 10)
+    assert history.stopped and history.steps_done == 10 and not history.finished
+
+    class Interrupt(Exception):
+        pass
+
+    seen = {}
+
+    def interrupt(h):
+        seen["history"] = h
+        if h.steps_done == 60:
+            raise Interrupt
+
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+    with pytest.raises(Interrupt):
+        train_lvm(model, X, steps=100, seed=0, callback=interrupt, check_every=25)
+    h = seen["history"]
+    assert h.stopped and h.best_step in (25, 50)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], h.best_state[k]) for k in state)  # the best weights are in the model
+
+
+def test_short_training_improves_exact_held_out_log_likelihood():
+    X_train, X_test = _moons(600, 200)
+    model = MLPLVM(latent_dim=2, hidden=32, seed=0)
+    before = held_out_log_lik(model, X_test, resolution=41)
+    history = train_lvm(model, X_train, steps=400, seed=0, eval_X=X_test, eval_every=200)
+    after = held_out_log_lik(model, X_test, resolution=41)
+    assert history.finished and history.eval_steps == [0, 200, 400]
+    assert after == pytest.approx(max(history.eval_log_lik), abs=1e-5)  # the best is the one kept
+    assert after > before + 0.3, (before, after)
+    # and the same seed gives the same numbers
+    model2 = MLPLVM(latent_dim=2, hidden=32, seed=0)
+    history2 = train_lvm(model2, X_train, steps=400, seed=0, eval_X=X_test, eval_every=200)
+    assert history2.bound == history.bound
