@@ -410,12 +410,22 @@ def generative_section() -> None:
 
     limit = min(ANIMATION_SAMPLES, n)
 
-    @st.fragment(run_every=ANIMATION_TICK_S if ss[GEN_SHOWN] < limit else None)
+    ticking = ss[GEN_SHOWN] < limit
+
+    @st.fragment(run_every=ANIMATION_TICK_S if ticking else None)
     def animation() -> None:
+        if ss.pop("mx_gen_restart", False):  # "Draw them again": a full run restarts the timer
+            st.rerun()
         ss[GEN_SHOWN] = min(ss[GEN_SHOWN] + 1, limit)
         draw(ss[GEN_SHOWN], True)
         if ss[GEN_SHOWN] >= limit:
-            st.button("Draw them again", key="mx_gen_again", on_click=lambda: ss.update({GEN_SHOWN: 0}))
+            if ticking:  # done: one full run stops the timer
+                st.rerun()
+            st.button(
+                "Draw them again",
+                key="mx_gen_again",
+                on_click=lambda: ss.update({GEN_SHOWN: 0, "mx_gen_restart": True}),
+            )
 
     animation()
 
@@ -456,6 +466,7 @@ def restarts_section() -> None:
         cache = {"key": key, "done": []}
         ss[RESTARTS] = cache
     if len(cache["done"]) < R:
+        cache.pop("figures", None)
         bar = st.progress(len(cache["done"]) / R, text="Running restarts ...")
 
         def progress(r: int, total: int, restart: gmm.Restart) -> None:
@@ -467,23 +478,31 @@ def restarts_section() -> None:
         )
         cache["done"] = list(result.restarts)
         bar.empty()
-    result = gmm.run_restarts(X, K, R, covariance_type, r_init, page_seed(), done=cache["done"])
-    left, right = st.columns([2, 3])
-    left.plotly_chart(figs.restarts_histogram(result.log_likelihoods, height=height(300)), key="mx_r_hist")
-    left.caption(f"{len(result.optima)} distinct optima in {R} restarts; the best reached {result.optima[0].count}x.")
-    shown = result.optima[:6]
-    panels = []
-    for opt in shown:
-        g = gmm.mixture_from_params(opt.restart.params, covariance_type)
-        panels.append(
-            {
-                "ellipses": gmm.component_ellipses(g, n_stds=(1.0,)),
-                "means": g.means_,
-                "log_likelihood": opt.restart.log_likelihood,
-                "count": opt.count,
-            }
+    if "figures" not in cache or cache.get("R") != R or cache.get("height") != height(1):
+        # the figures depend only on the finished restarts: kept, so a Step click does not rebuild them
+        result = gmm.run_restarts(X, K, R, covariance_type, r_init, page_seed(), done=cache["done"])
+        panels = []
+        for opt in result.optima[:6]:
+            g = gmm.mixture_from_params(opt.restart.params, covariance_type)
+            panels.append(
+                {
+                    "ellipses": gmm.component_ellipses(g, n_stds=(1.0,)),
+                    "means": g.means_,
+                    "log_likelihood": opt.restart.log_likelihood,
+                    "count": opt.count,
+                }
+            )
+        cache["figures"] = (
+            figs.restarts_histogram(result.log_likelihoods, height=height(300)),
+            figs.optima_small_multiples(X, panels, height_per_row=height(230)),
+            f"{len(result.optima)} distinct optima in {R} restarts; the best reached {result.optima[0].count}x.",
         )
-    right.plotly_chart(figs.optima_small_multiples(X, panels, height_per_row=height(230)), key="mx_r_panels")
+        cache["R"], cache["height"] = R, height(1)
+    hist, panels_fig, caption = cache["figures"]
+    left, right = st.columns([2, 3])
+    left.plotly_chart(hist, key="mx_r_hist")
+    left.caption(caption)
+    right.plotly_chart(panels_fig, key="mx_r_panels")
 
 
 guarded(restarts_section)
