@@ -48,6 +48,9 @@ def guarded(section, *args):
     """Run a page section; an unexpected failure becomes an explanation, never a traceback (data and fit are kept)."""
     try:
         return section(*args)
+    except gmm.MixtureFitError as exc:  # EM itself failed (e.g. a component collapsed): say what to change
+        st.error(str(exc), icon=":material/error:")
+        return None
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a live demo
         st.error(
             f"This part of the page could not be drawn ({type(exc).__name__}: {exc}). Your data and fit are kept; "
@@ -339,12 +342,11 @@ if ss[PLAYING]:
     st.fragment(run_every=PLAY_TICK_S)(em_views)(live=True)
 else:
     gm = guarded(em_views, False)
-if gm is None:  # drawn inside the fragment: the rest of the page uses the iteration the slider shows
+if gm is None:  # drawn inside the fragment (or failed): the rest of the page uses the iteration the slider shows
     try:
         gm = em_trace(int(ss.get(ITER, 0))).mixture(int(ss.get(ITER, 0)))
-    except gmm.MixtureFitError as exc:
-        st.error(str(exc))
-        st.stop()
+    except gmm.MixtureFitError:
+        st.stop()  # guarded() above has explained
 
 # keep the fit for the other pages, as a GaussianMixtureLVM
 fitted_id = (fit_key, int(ss.get(ITER, 0)))

@@ -11,6 +11,7 @@ from lvm_core.plots import PALETTE, component_color, density_colorscale, style_f
 
 X_TITLE, Y_TITLE = "x₁", "x₂"
 TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure when a click grid is drawn (the page reads them)
+WEBGL_ABOVE = 5000  # more data points than this are drawn with WebGL
 
 
 def _figure(traces: list[dict]) -> go.Figure:
@@ -120,7 +121,7 @@ def mixture_figure(
         hover = "(%{x:.2f}, %{y:.2f})<br>most likely component: %{customdata}<extra></extra>"
     traces.append(
         dict(
-            type="scatter",
+            type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl",  # WebGL keeps 100,000 uploaded points fluid
             x=X[:, 0],
             y=X[:, 1],
             mode="markers",
