@@ -20,7 +20,7 @@ PREFIX = "est"
 K_OPTIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 LOC_RANGE = (-10.0, 10.0)
 LOG_SCALE_RANGE = (-5.0, 2.0)  # log10 of q's scale per axis: 1e-5 .. 100
-SHOWN = 400  # samples drawn on the latent picture (more would hide the posterior under them)
+SHOWN = 250  # samples drawn on the latent picture (more would hide the posterior under them)
 DEGENERATE_ESS = 1.5  # mean Kish ESS below this: the weights have degenerated onto one sample
 DIM_SWEEP_MAX_K, DIM_SWEEP_MAX_TRIALS = 10_000, 100
 # the labels are what the URL holds (?est_qfamily=Student-t), so they stay short
@@ -64,6 +64,13 @@ def run(model_key: str, point: tuple[float, ...], proposal_key: str, k: int, tri
         _proposal) -> ex.EstimatorRun:
     """R trials of one estimator with k samples (cached per estimator: moving q reruns importance sampling only)"""
     return ex.run_estimator(_model, _x, _proposal, k, trials, seed)
+
+
+@st.cache_data(max_entries=96, show_spinner=False)
+def sweep_stats(model_key: str, point: tuple[float, ...], proposal_key: str, k: int, trials: int, seed: int,
+                log_px: float, _run: ex.EstimatorRun) -> dict:
+    """relative RMSE and E[log p-hat] at every k of a run's sweep (cached with the run's own key)"""
+    return ex.sweep_statistics(_run, log_px)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -267,7 +274,8 @@ def estimates_section() -> None:
     if log_px is None:
         st.info("Relative errors need the exact log p(x), which this model does not have here.")
         return
-    stats = {name: ex.sweep_statistics(r, log_px) for name, r in runs.items()}
+    stats = {name: sweep_stats(sel.model_key, sel.point, repr(proposals[name]), k, trials, seed, log_px, r)
+             for name, r in runs.items()}
     cost = st.segmented_control("x axis", list(COST_AXES), format_func=COST_AXES.get, default="k",
                                 key=f"{PREFIX}_cost", bind="query-params", required=True) or "k"
     left, right = st.columns(2)
