@@ -22,8 +22,9 @@ from ui.sidebar import page_seed, presentation_scale
 PLAY_TICK_S = 0.2  # one animation frame per tick while playing (5 frames per second)
 LRS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 KS = [1, 2, 4, 8, 16, 32, 64, 128]
-FAMILIES = {"mean-field": "mean-field Gaussian (diagonal)", "full": "full-covariance Gaussian"}
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD"}
+# select boxes bind their displayed option to the URL, so the options are short, readable words
+FAMILIES = ["mean-field", "full covariance"]
+OPTIMIZERS = {"Adam": "adam", "SGD": "sgd"}
 GRAD_VIEWS = ["both", "reparameterisation", "score function"]
 GRAD_REPLICATES = 2000
 MAX_PATH_POINTS = 400  # q's mean path is thinned to this many points for drawing
@@ -84,10 +85,9 @@ if sel.log_px is None or not math.isfinite(sel.log_px):
 # ------------------------------------------------------------------------------------------------------ q, optimiser
 st.header("2 · Fit q(z; φ) by stochastic gradient ascent on the ELBO")
 c1, c2, c3, c4, c5 = st.columns(5)
-family = c1.selectbox("q family", list(FAMILIES), format_func=FAMILIES.get, key="elbo_family", bind="query-params",
+family = c1.selectbox("q family (Gaussian)", FAMILIES, key="elbo_family", bind="query-params",
                       help="Mean-field: independent axes. Full covariance: q can tilt, as correlated posteriors do.")
-optimizer = c2.selectbox("Optimiser", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key="elbo_opt",
-                         bind="query-params")
+optimizer = OPTIMIZERS[c2.selectbox("Optimiser", list(OPTIMIZERS), key="elbo_opt", bind="query-params")]
 lr = c3.select_slider("Learning rate", LRS, value=0.05, key="elbo_lr", bind="query-params")
 k = c4.select_slider("Samples per step k", KS, value=8, key="elbo_k", bind="query-params",
                      help="Reparameterised samples z = μ + L ε per gradient estimate: more samples, less noise.")
@@ -116,7 +116,8 @@ def fresh_run() -> dict:
     """A new optimiser at the initial phi, with the exact terms at step 0 recorded."""
     dtype = x.dtype
     opt = vi.PhiOptimizer(model, x, loc=torch.tensor([init_loc], dtype=dtype),
-                          log_scale=torch.tensor([init_log_scale], dtype=dtype), full_covariance=family == "full",
+                          log_scale=torch.tensor([init_log_scale], dtype=dtype),
+                          full_covariance=family == "full covariance",
                           optimizer=optimizer, lr=lr, k=k, decay_steps=vi.LR_DECAY_STEPS if decay else None, seed=seed)
     opt.log_px = torch.tensor([sel.log_px], dtype=dtype)  # known already (the picker computed it exactly)
     run = {"key": config_key, "opt": opt, "steps": [], "elbo": [], "kl": [], "residual": []}
@@ -253,7 +254,6 @@ st.markdown(
 )
 
 
-@st.fragment
 def gradients() -> None:
     view = st.segmented_control("Show", GRAD_VIEWS, default="both", key="elbo_grad", bind="query-params",
                                 required=True) or "both"
@@ -264,6 +264,10 @@ def gradients() -> None:
     for i, est in enumerate(chosen):
         g, names = vi.elbo_gradient_samples(model, x, opt.phi, est, k=k, replicates=GRAD_REPLICATES, seed=seed + i)
         samples[est] = g.double().numpy()
+    # at most 4 panels: the first two axes' location and log scale (a 10-D q has 20 or more coordinates)
+    shown = [i for i, name in enumerate(names) if name.startswith(("loc[1]", "loc[2]", "log_scale[1]", "log_scale[2]"))]
+    names = [names[i] for i in shown]
+    samples = {est: g[:, shown] for est, g in samples.items()}
     st.plotly_chart(figs.gradient_histograms(samples, names, height=height(320)), key="elbo_grad_chart")
     if len(samples) == 2:
         v_sf = samples["score function"].var(0)
@@ -274,7 +278,7 @@ def gradients() -> None:
                    f"per coordinate: {ratio}. Dashed lines: each estimator's mean (they agree up to sampling noise).")
 
 
-guarded(gradients)
+st.fragment(lambda: guarded(gradients))()  # guarded inside: a fragment shows its own errors as tracebacks
 
 # ------------------------------------------------------------------------------------------------------ amortisation
 st.header("4 · Across the data: amortisation")

@@ -1,0 +1,129 @@
+"""AppTest of the "ELBO and variational inference" page: Step advances and the gap chart updates, Reset, Play, the
+URL mirrors the controls, extreme settings stay finite and explained."""
+
+import base64
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ui import state
+
+PAGE = "pages/elbo.py"
+LINEAR = "Linear-Gaussian (closed form)"  # select boxes bind their displayed label to the URL
+
+
+@pytest.fixture
+def page(app_test):
+    at = app_test(PAGE)
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def metric(at, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def chart(at, key: str) -> dict:
+    return json.loads(next(c.proto.spec for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id))
+
+
+def array(value) -> np.ndarray:
+    """a plotly array from the chart's JSON: a list, or plotly's typed-array encoding {"bdata", "dtype"}"""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
+
+
+def exact_elbo_trace(at) -> np.ndarray:
+    fig = chart(at, "elbo_gap_chart")
+    return array(next(t["y"] for t in fig["data"] if t.get("name") == "ELBO, exact"))
+
+
+def test_page_shows_identity_with_live_numbers_and_charts(page):
+    at = page
+    assert not at.error
+    live = [x.value for x in at.latex if "underbrace{-" in x.value]
+    assert live, "the identity with the current numbers substituted"
+    assert metric(at, "step t") == "0"
+    residual = float(metric(at, "|log p(x)"))
+    assert abs(residual) < 1e-4
+    keys = {c.proto.id for c in at.get("plotly_chart")}
+    assert any("elbo_latent_chart" in k for k in keys) and any("elbo_grad_chart" in k for k in keys)
+
+
+def test_step_advances_and_the_gap_chart_updates(page):
+    at = page
+    before = exact_elbo_trace(at)
+    kl0 = float(metric(at, "gap"))
+    at.button(key="elbo_step").click().run()
+    assert not at.exception
+    assert metric(at, "step t") == "5"  # "steps per frame" defaults to 5
+    after = exact_elbo_trace(at)
+    assert len(after) > len(before) and after[-1] > after[0]  # new exact points, the last above the first
+    assert float(metric(at, "gap")) < kl0  # q starts far from p(z|x): 5 Adam steps shrink the gap
+    assert abs(float(metric(at, "|log p(x)"))) < 1e-4
+    at.button(key="elbo_reset").click().run()
+    assert metric(at, "step t") == "0"
+
+
+def test_run_to_convergence_names_the_gap(page):
+    at = page
+    at.button(key="elbo_run").click().run()
+    assert metric(at, "step t") == "500"
+    # the notes' seed model (noise 1): the posterior is nearly Gaussian, the gap closes
+    assert float(metric(at, "gap")) < 0.01
+    assert any("gap has closed" in s.value for s in at.success)
+
+
+def test_mean_field_on_correlated_linear_posterior_reports_approximation_gap(app_test):
+    at = app_test(PAGE, query_params={"elbo_model": LINEAR, "elbo_lin_d": "2", "elbo_family": "mean-field"})
+    at.button(key="elbo_run").click().run()
+    assert not at.exception
+    assert any("approximation gap" in w.value for w in at.warning)
+    gap_mf = float(metric(at, "gap"))
+    at.selectbox(key="elbo_family").set_value("full covariance").run()
+    at.button(key="elbo_run").click().run()
+    assert float(metric(at, "gap")) < 0.01 < gap_mf
+
+
+def test_play_toggles_and_animates(page):
+    at = page
+    at.button(key="elbo_play").click().run()
+    assert at.session_state["elbo_playing"] is True
+    assert int(metric(at, "step t")) >= 5  # the fragment advances on each run while playing
+    at.button(key="elbo_play").click().run()
+    assert at.session_state["elbo_playing"] is False
+
+
+def test_url_sets_the_controls_and_controls_write_the_url(app_test):
+    query = {"elbo_family": "full covariance", "elbo_opt": "SGD", "elbo_lr": "0.1", "elbo_k": "16", "elbo_loc1": "-1.5",
+             "elbo_speed": "3"}
+    at = app_test(PAGE, query_params=query)
+    assert not at.exception
+    assert at.selectbox(key="elbo_family").value == "full covariance"
+    assert at.selectbox(key="elbo_opt").value == "SGD"
+    assert at.select_slider(key="elbo_lr").value == 0.1
+    assert at.select_slider(key="elbo_k").value == 16
+    assert at.slider(key="elbo_loc1").value == -1.5
+    at.button(key="elbo_step").click().run()
+    assert metric(at, "step t") == "3"
+
+
+@pytest.mark.parametrize("query", [
+    {"elbo_loc1": "5", "elbo_ls1": "-4", "elbo_opt": "SGD", "elbo_lr": "1.0", "elbo_k": "1"},
+    {"elbo_loc1": "-5", "elbo_ls1": "2", "elbo_lr": "1.0"},
+    {"elbo_noise": "0.1", "elbo_seed_d": "2", "elbo_family": "full covariance", "elbo_lr": "1.0"},
+    {"elbo_model": LINEAR, "elbo_lin_d": "10", "elbo_loc1": "5", "elbo_opt": "SGD", "elbo_lr": "1.0"},
+    {"elbo_lr": "inf", "elbo_k": "nan", "elbo_loc1": "1e400"},
+])  # fmt: skip
+def test_extreme_settings_stay_finite_and_explained(app_test, query):
+    at = app_test(PAGE, query_params=query)
+    at.button(key="elbo_run").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    gap = float(metric(at, "gap"))
+    explained = any("wandered" in w.value for w in at.warning)
+    assert math.isfinite(gap) or explained
+    assert isinstance(at.session_state[state.ELBO_PHI_STATE], dict)
