@@ -419,9 +419,8 @@ def optima_small_multiples(
         fig.update_xaxes(range=list(xlim), showticklabels=False, row=r, col=c)
         fig.update_yaxes(range=list(ylim), showticklabels=False, scaleanchor=f"x{axis}", scaleratio=1, row=r, col=c)
     if optima:
-        # frame the best optimum
-        fig.update_xaxes(showline=True, linewidth=3, linecolor=PALETTE["truth"], mirror=True, row=1, col=1)
-        fig.update_yaxes(showline=True, linewidth=3, linecolor=PALETTE["truth"], mirror=True, row=1, col=1)
+        # the best optimum's title in the highlight colour (a frame would cross the title of an equal-aspect panel)
+        fig.layout.annotations[0].font = dict(color=PALETTE["truth"], size=15)
     fig.update_layout(height=height_per_row * nrows + 40, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig
 
