@@ -195,16 +195,31 @@ scrub.slider(
     **unset_default(ITER, 0),
     key=ITER,
     bind="query-params",
+    persist_state="session",
     label_visibility="collapsed",
     help="Scrub through the EM iterations (0 = the initialisation).",
 )
 
 v1, v2, v3 = st.columns([3, 1.4, 2.6])
-views = v1.pills("Show", VIEWS, selection_mode="multi", default=list(VIEWS), key="mx_show", bind="query-params")
+views = v1.pills(
+    "Show",
+    VIEWS,
+    selection_mode="multi",
+    default=list(VIEWS),
+    key="mx_show",
+    bind="query-params",
+    persist_state="session",
+)
 views = set(views or [])
 density_mode = (
     v2.segmented_control(
-        "Density as", DENSITY_MODES, default="contours", key="mx_density", bind="query-params", required=True
+        "Density as",
+        DENSITY_MODES,
+        default="contours",
+        key="mx_density",
+        bind="query-params",
+        persist_state="session",
+        required=True,
     )
     or "contours"
 )
@@ -218,6 +233,7 @@ click_mode = (
         default="pick",
         key="mx_click",
         bind="query-params",
+        persist_state="session",
         required=True,
     )
     or "pick"
@@ -364,8 +380,12 @@ def decomposition_section() -> None:
         "$\\pi_k\\,\\mathcal N(x;\\mu_k,\\Sigma_k)$, and each term's share is the responsibility $p(z=k\\mid x)$."
     )
     c1, c2, c3 = st.columns([1, 1, 4])
-    x1 = c1.number_input("x₁", **unset_default(PX, 0.0), step=0.1, format="%.3f", key=PX, bind="query-params")
-    x2 = c2.number_input("x₂", **unset_default(PY, 0.0), step=0.1, format="%.3f", key=PY, bind="query-params")
+    x1 = c1.number_input(
+        "x₁", **unset_default(PX, 0.0), step=0.1, format="%.3f", key=PX, bind="query-params", persist_state="session"
+    )
+    x2 = c2.number_input(
+        "x₂", **unset_default(PY, 0.0), step=0.1, format="%.3f", key=PY, bind="query-params", persist_state="session"
+    )
     x = np.array([x1, x2], dtype=float)
     terms = gmm.decompose_density(gm, x)  # (K,)
     left, right = st.columns([2, 3])
@@ -386,8 +406,10 @@ def generative_section() -> None:
         "$x \\sim \\mathcal N(\\mu_k, \\Sigma_k)$. The colour is the chosen $k$, the background the fitted $p(x)$."
     )
     c1, c2 = st.columns([3, 2])
-    n = c1.slider("Samples", 10, 3000, 500, step=10, key="mx_gen_n", bind="query-params")
-    animate = c2.toggle("Animate the first draws one by one", key="mx_gen_animate", bind="query-params")
+    n = c1.slider("Samples", 10, 3000, 500, step=10, key="mx_gen_n", bind="query-params", persist_state="session")
+    animate = c2.toggle(
+        "Animate the first draws one by one", key="mx_gen_animate", bind="query-params", persist_state="session"
+    )
     x, k = gmm.sample_generative(gm, n, seed=page_seed())
     xlim, ylim = figs.plot_limits(np.vstack([X, x]))
     grid = gmm.density_grid(gm, xlim, ylim, n=80)
@@ -444,7 +466,7 @@ def restarts_section() -> None:
         "the histogram shows their final log-likelihoods, the panels the distinct solutions (best first)."
     )
     c1, c2, c3 = st.columns([2, 2, 2])
-    R = c1.slider("Restarts R", 2, 50, 20, key="mx_R", bind="query-params")
+    R = c1.slider("Restarts R", 2, 50, 20, key="mx_R", bind="query-params", persist_state="session")
     r_init = c2.selectbox(
         "Their initialisation",
         gmm.INIT_PARAMS,
@@ -452,11 +474,13 @@ def restarts_section() -> None:
         format_func=gmm.INIT_LABELS.get,
         key="mx_r_init",
         bind="query-params",
+        persist_state="session",
     )
     run = c3.toggle(
         "Run restarts",
         key="mx_restarts_on",
         bind="query-params",
+        persist_state="session",
         help="Stops when switched off; finished runs are kept and resumed.",
     )
     if not run:
@@ -519,8 +543,10 @@ def selection_section() -> None:
         "log-likelihood of **held-out** points shows directly when more power stops helping."
     )
     c1, c2 = st.columns([2, 2])
-    frac = c1.slider("Held-out fraction", 0.1, 0.5, 0.25, step=0.05, key="mx_test_frac", bind="query-params")
-    run = c2.toggle("Compare K = 1 ... 10", key="mx_select_on", bind="query-params")
+    frac = c1.slider(
+        "Held-out fraction", 0.1, 0.5, 0.25, step=0.05, key="mx_test_frac", bind="query-params", persist_state="session"
+    )
+    run = c2.toggle("Compare K = 1 ... 10", key="mx_select_on", bind="query-params", persist_state="session")
     if not run:
         st.caption("Switch on to fit K = 1 ... 10 on a training split and score the held-out points.")
         return

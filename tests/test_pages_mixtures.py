@@ -178,3 +178,13 @@ def test_nonsense_in_the_url_is_dropped(app_test):
     at = app_test(PAGE, query_params={"mx_K": "inf", "mx_iter": "1e400", "mx_preset": "nope", "mx_px": "nan"})
     assert not at.exception and not at.error
     assert metric(at, "EM iteration") == "0"
+
+
+def test_the_view_survives_a_page_switch(page):
+    at = page
+    at.slider(key="mx_K").set_value(4).run()
+    at.button(key="mx_step").click().run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert metric(at, "EM iteration") == "1" and at.session_state[state.FITTED_MIXTURE].latent_dim == 4
