@@ -22,6 +22,7 @@ LOC_RANGE = (-10.0, 10.0)
 LOG_SCALE_RANGE = (-5.0, 2.0)  # log10 of q's scale per axis: 1e-5 .. 100
 SHOWN = 250  # samples drawn on the latent picture (more would hide the posterior under them)
 DEGENERATE_ESS = 1.5  # mean Kish ESS below this: the weights have degenerated onto one sample
+LOW_BIAS = 0.1  # mean of p-hat / p(x) this far below 1 (and beyond 4 standard errors): q misses posterior mass
 DIM_SWEEP_MAX_K, DIM_SWEEP_MAX_TRIALS = 10_000, 100
 # the labels are what the URL holds (?est_qfamily=Student-t), so they stay short
 FAMILIES = {"gaussian": "Gaussian", "student_t": "Student-t"}
@@ -317,6 +318,13 @@ def table_section(rows: list[dict], runs: dict, k: int) -> None:
                        f"largest weight is {row['max_weight']:.0%} of the total on average. One sample decides each "
                        "estimate, and the spread across trials understates the true error (rare huge weights are "
                        "missing). Try more samples or a better q.", icon=":material/warning:")
+        elif "bias_rel" in row and row["bias_rel"] < -LOW_BIAS and \
+                row["bias_rel"] < -4 * row["sd_rel"] / math.sqrt(row["trials"]):
+            st.warning(f"**{name}**: p̂ averages {-row['bias_rel']:.0%} below the exact p(x) over the {row['trials']} "
+                       "trials, although p̂ is unbiased in theory: the rare, huge weights that would make up the "
+                       "difference did not turn up. q misses part of the posterior (too narrow or shifted), and "
+                       "neither the spread nor the ESS can show mass that q never visits; only the exact value does.",
+                       icon=":material/warning:")
     if k == 1:
         st.caption("With k = 1 each estimate is a single weight: the ESS is 1 by definition.")
 

@@ -158,3 +158,28 @@ def test_extreme_settings_stay_finite_and_are_explained(app_test):
     at.slider(key="est_qloc_0").set_value(0.0).run()
     at.slider(key="est_qlsc_0").set_value(2.0).run()
     assert any("degenerated" in w.value for w in at.warning)
+
+
+def test_models_from_the_other_pages_are_offered_once_they_exist(app_test):
+    from lvm_core.models import MLPLVM, GaussianMixtureLVM
+
+    at = app_test(PAGE)
+    assert at.selectbox(key="est_model").options == ["The notes' seed model", "Linear-Gaussian (closed form)"]
+    at.session_state[state.FITTED_MIXTURE] = GaussianMixtureLVM(
+        [0.3, 0.7], [[0.0, 0.0], [2.0, 1.0]], np.stack([np.eye(2) * 0.5, np.eye(2) * 0.3]))
+    rng = np.random.default_rng(0)
+    at.session_state[state.TRAINED_LVM] = {"model": MLPLVM(latent_dim=2, hidden=16, seed=0), "encoder": None,
+                                           "config": {}, "history": None,
+                                           "data": {"train": rng.normal(size=(50, 2)), "test": rng.normal(size=(9, 2))}}
+    at.run()
+    assert len(at.selectbox(key="est_model").options) == 4
+    at.selectbox(key="est_model").set_value("mixture").run()
+    assert not at.exception and not at.error
+    t = table(at)
+    assert t.loc["importance sampling", "Kish ESS (mean)"] > 0
+    at.button(key="est_preset_fitted").click().run()  # q = the exact posterior over the components: zero variance
+    assert at.slider(key="est_qmix").value == 0.0
+    assert table(at).loc["importance sampling", "SD of log p̂ (nats)"] < 1e-9
+    at.selectbox(key="est_model").set_value("deep").run()
+    assert not at.exception and not at.error
+    assert math.isfinite(exact(at)) and len(table(at)) == 3

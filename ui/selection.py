@@ -36,6 +36,7 @@ LINEAR_MODEL_SEED = 0  # the linear-Gaussian model's W and b: a fixed draw, so a
 SEED_MODEL_SEED = 0  # the notes' seed model's A, B, c, d
 MAX_ABS_X = 1e3  # typed points beyond this are clipped (the page can still show "x far away" up to here)
 DEFAULT_X = (0.5, 0.5)
+FAR_MARGIN = 5.0  # nats below the model's 1st percentile of log p(x) at which x counts as far outside the data
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,15 @@ def density_grid(model_key: str, limits: tuple[float, float, float, float], _mod
     xs = torch.linspace(limits[0], limits[1], n, dtype=torch.float64)
     ys = torch.linspace(limits[2], limits[3], n, dtype=torch.float64)
     return xs.numpy(), ys.numpy(), log_marginal_on_grid(_model, xs, ys).double().numpy()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def typical_log_px(model_key: str, _model) -> float | None:
+    """the 1st percentile of exact log p(x) over 200 draws x ~ p(x): below it by a margin, x is far outside the data"""
+    if getattr(_model, "closed_form_log_marginal", None) is None and not _model.discrete and _model.latent_dim > 2:
+        return None
+    x, _ = _model.sample(200, generator=1)
+    return float(np.percentile(exact_log_marginal(_model, x, resolution=41).double().numpy(), 1))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -215,10 +225,14 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
         trained = available["deep"]
         model = trained["model"]
         data = trained.get("data")
+        if isinstance(data, dict):  # the deep page keeps its (standardised) split: {"train", "test", "mean", "std"}
+            data = np.vstack([np.asarray(data[part], dtype=float) for part in ("train", "test") if part in data])
         data = np.asarray(data, dtype=float) if data is not None else None
         mk = "deep:" + fingerprint(model)
         if data is None or data.ndim != 2 or data.shape[1] != 2:
             data = model_samples(mk, 400, model)
+        elif len(data) > 2000:
+            data = data[:: len(data) // 2000 + 1]  # a readable scatter
         desc = (f"The deep LVM trained on its page (latent dimension {model.latent_dim}): μθ(z), Σθ(z) from a "
                 "neural network.")
         return kind, model, f"deep LVM, d = {model.latent_dim}", desc, mk, data, {"latent_dim": model.latent_dim}
@@ -271,6 +285,12 @@ def model_and_point(prefix: str, *, max_linear_latent: int = 10,
         else:
             st.metric("exact log p(x)", f"{log_px:.4f} nats", help=f"computed by {method}")
             st.caption(f"p(x) = {math.exp(log_px):.4g} ({method}). Click the chart or type to move x.")
+            typical = typical_log_px(model_key, model)
+            if typical is not None and log_px < typical - FAR_MARGIN:
+                st.info(f"x lies far outside the model's data: log p(x) is {typical - log_px:.0f} nats below what 99% "
+                        "of the model's own samples reach. Every number below stays finite, but p(z | x) moves far "
+                        "from the prior, so only a proposal placed near it estimates p(x) well.",
+                        icon=":material/explore:")
     if show_chart:
         limits = _limits(data, np.array([x1, x2]))
         xs, ys, log_p = density_grid(model_key, limits, model)
