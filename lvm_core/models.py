@@ -264,15 +264,16 @@ class GaussianMixtureLVM(LatentVariableModel):
         return OneHotCategorical(logits=self.log_weights)
 
     def log_prior(self, z):
-        return (z * torch.log_softmax(self.log_weights, -1)).sum(-1)
+        # where, not the product alone: a component of weight 0 would give 0 * -inf = nan for every other z
+        return torch.where(z != 0, z * torch.log_softmax(self.log_weights, -1), 0.0).sum(-1)
 
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log N(x; mu_k, Sigma_k) for every k: x (batch, D) -> (batch, K)."""
         return MultivariateNormal(self.means, scale_tril=self.scale_tril).log_prob(x[..., None, :])
 
     def log_likelihood(self, x, z):
-        # z is one-hot, so the sum picks the chosen component's log density
-        return (z * self.component_log_prob(x)).sum(-1)
+        # z is one-hot, so the sum picks the chosen component's log density (where: 0 * -inf would be nan)
+        return torch.where(z != 0, z * self.component_log_prob(x), 0.0).sum(-1)
 
     def enumerate_latents(self) -> torch.Tensor:
         """All values of z: (K, 1, K) one-hot rows, broadcastable against (batch,) points."""

@@ -229,3 +229,11 @@ def test_mixture_one_hot_log_prior_and_log_likelihood_pick_the_chosen_component(
                          .logpdf(_np(X)) for j in range(3)])
     np.testing.assert_allclose(_np(lj), expected, rtol=1e-10)
     torch.testing.assert_close(model.prior().log_prob(z.expand(3, 5, 3)), model.log_prior(z).expand(3, 5))
+
+
+def test_mixture_with_a_zero_weight_component_gives_finite_log_joint_for_the_others():
+    model = GaussianMixtureLVM([0.5, 0.5, 0.0], [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], torch.eye(2).expand(3, 2, 2))
+    x = torch.zeros(2, 2, dtype=torch.float64)
+    lj = model.log_joint(x, model.enumerate_latents())  # (K, batch)
+    assert torch.all(torch.isfinite(lj[:2])) and torch.all(lj[2] == -math.inf)
+    torch.testing.assert_close(torch.logsumexp(lj, 0), model.closed_form_log_marginal(x))
