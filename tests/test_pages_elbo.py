@@ -127,3 +127,24 @@ def test_extreme_settings_stay_finite_and_explained(app_test, query):
     explained = any("wandered" in w.value for w in at.warning)
     assert math.isfinite(gap) or explained
     assert isinstance(at.session_state[state.ELBO_PHI_STATE], dict)
+
+
+def test_amortization_section_splits_the_encoders_gap(page):
+    from lvm_core.models import MLPLVM
+    from lvm_core.training import Encoder
+
+    at = page
+    assert any("needs a VAE" in i.value for i in at.info)  # without a trained model: an explanation and a link
+    model, encoder = MLPLVM(2, 2, hidden=16, seed=0), Encoder(2, 2, hidden=16, seed=0)
+    x_test, _ = model.sample(12, generator=0)
+    at.session_state[state.TRAINED_LVM] = {"model": model, "encoder": encoder, "config": {}, "history": None,
+                                           "data": {"train": x_test.numpy(), "test": x_test.numpy()}}
+    at.run()
+    at.slider(key="elbo_amort_n").set_value(10).run()
+    at.select_slider(key="elbo_amort_steps").set_value(100).run()
+    at.button(key="elbo_amort_go").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    amortization = float(metric(at, "mean amortisation gap").split()[0])
+    approximation = float(metric(at, "mean approximation gap").split()[0])
+    assert amortization > -0.01 and approximation > -0.01  # both are gaps: non-negative up to optimiser noise
+    assert any("elbo_gap_dist" in c.proto.id for c in at.get("plotly_chart"))
