@@ -376,6 +376,7 @@ def optima_small_multiples(
     optima: list[dict],
     ncols: int = 3,
     height_per_row: int = 260,
+    max_points: int = 600,
 ) -> go.Figure:
     """One panel per distinct local optimum: the data (grey) and its components' 1-std ellipses.
 
@@ -388,6 +389,7 @@ def optima_small_multiples(
     ]
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.1)
     xlim, ylim = plot_limits(X, pad=0.05)
+    X = X[:: max(1, len(X) // max_points)]  # thumbnails: every m-th point is enough, and keeps reruns light
     for i, opt in enumerate(optima):
         r, c = i // ncols + 1, i % ncols + 1
         fig.add_trace(
