@@ -64,18 +64,72 @@ def bench_page(repeats: int) -> dict[str, list[float]]:
     return out
 
 
-def bench_bare(repeats: int) -> dict[str, list[float]]:
+_WATCH_STATE = """() => {
+  window.__states = [];
+  const app = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => window.__states.push([app.getAttribute('data-test-script-state'), performance.now()]))
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def bench_browser(repeats: int, port: int = 8604) -> list[float]:
+    """A real browser: seconds from a key press on q's location slider until the (fragment) rerun has finished."""
+    import subprocess
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+               "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            done = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+            for path in ("", "estimating"):  # home first: see tests/test_browser_estimating.py
+                page.goto(f"{url}/{path}")
+                page.wait_for_selector(done, timeout=120_000)
+                page.wait_for_timeout(1500)
+            slider = page.get_by_role("slider", name="location μ1")
+            out = []
+            for _ in range(repeats):
+                page.evaluate(_WATCH_STATE)
+                t0 = page.evaluate("() => performance.now()")
+                slider.press("ArrowRight")  # one step: a value not seen before, so importance sampling recomputes
+                page.wait_for_function("() => window.__states.some(s => s[0] === 'notRunning')", timeout=60_000)
+                t1 = page.evaluate("() => window.__states.filter(s => s[0] === 'notRunning').pop()[1]")
+                out.append((t1 - t0) / 1000)
+                page.wait_for_timeout(300)
+            browser.close()
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def bench_bare(repeats: int, threads: int | None) -> dict[str, list[float]]:
+    """run_estimator alone (threads=None: torch's global thread count; 1: what the page uses)"""
     model = SeedLVM(latent_dim=1)
     x = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
     mean, std, _ = ex.posterior_moments(model, x)
     proposals = ex.default_proposals(model, (-4.0, 4.0), ex.Proposal("gaussian", tuple(mean), tuple(std)))
 
     def one(seed):
-        ex.run_estimator(model, x, proposals["importance"], K, TRIALS, seed)
+        ex.run_estimator(model, x, proposals["importance"], K, TRIALS, seed, threads=threads)
 
     def three(seed):
         for p in proposals.values():
-            ex.run_estimator(model, x, p, K, TRIALS, seed)
+            ex.run_estimator(model, x, p, K, TRIALS, seed, threads=threads)
 
     return {"one": timed(one, range(repeats)), "three": timed(three, range(repeats))}
 
@@ -83,45 +137,48 @@ def bench_bare(repeats: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--browser", action="store_true", help="also time slider changes in Chromium (port 8604)")
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
     load = os.getloadavg()[0]
     med = statistics.median
-    results = {}
-    for threads in (default_threads, 1):
-        # the same measurements with torch's default intra-op threads and with one: on a shared 2-core machine the
-        # threads of small tensor ops mostly wait for each other
-        torch.set_num_threads(threads)
-        results[threads] = {**{f"bare {k}": v for k, v in bench_bare(args.repeats).items()},
-                            **{f"page {k}": v for k, v in bench_page(args.repeats).items()}}
-    torch.set_num_threads(default_threads)
+    results = {
+        **{f"bare {k}": v for k, v in bench_bare(args.repeats, threads=1).items()},
+        **{f"bare2 {k}": v for k, v in bench_bare(args.repeats, threads=None).items()},
+        **{f"page {k}": v for k, v in bench_page(args.repeats).items()},
+    }
+    browser = bench_browser(args.repeats) if args.browser else None
 
     names = [
-        ("bare one", "bare: importance sampling alone (`run_estimator`)"),
-        ("bare three", "bare: all three estimators"),
-        ("page q slider", "page: q slider moved (IS recomputes) + rerun (AppTest)"),
+        ("bare one", "bare: importance sampling alone (`run_estimator`, 1 torch thread, as the page runs it)"),
+        ("bare three", "bare: all three estimators (1 torch thread)"),
+        ("bare2 one", f"bare: importance sampling alone with torch's default {default_threads} threads"),
+        ("bare2 three", f"bare: all three estimators with torch's default {default_threads} threads"),
+        ("page q slider", "page: q slider moved (importance sampling recomputes) + rerun (AppTest)"),
         ("page seed", "page: new seed (all three recompute) + rerun (AppTest)"),
-        ("page cached", "page: q slider back to a seen value (cached) + rerun: the UI overhead"),
+        ("page cached", "page: q slider back to a seen value (all cached) + rerun: the UI overhead"),
     ]
-    header = " | ".join(f"{t} torch thread{'s' if t > 1 else ''}" for t in results)
     lines = [
         "# Estimating p(x): benchmark",
         "",
         f"Seed model (latent 1), x = (0.5, 0.5), R = {TRIALS} trials x k = {K:,} samples; median of {args.repeats} "
         "runs each, every run with a new slider value or seed so the estimators really recompute (except the cached "
         "row). AppTest reruns the whole page script, recompiling it each time (a browser reruns only the estimator "
-        "fragment, from a cached script), so the page rows are an upper bound on what a viewer waits for.",
+        "fragment, from a cached script).",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the start "
         f"(shared with other work); torch {torch.__version__}.",
         "",
-        f"| what (median seconds) | {header} |",
-        "|---|" + "---:|" * len(results),
-        *[f"| {label} | " + " | ".join(f"{med(results[t][key]):.3f}" for t in results) + " |" for key, label in names],
+        "| what | median (s) |",
+        "|---|---:|",
+        *[f"| {label} | {med(results[key]):.3f} |" for key, label in names],
         "",
-        "UI overhead of a recomputing slider change (page rerun minus bare importance sampling): "
-        + ", ".join(f"{med(results[t]['page q slider']) - med(results[t]['bare one']):.3f} s with {t} thread(s)"
-                    for t in results) + ".",
+        *([f"In Chromium (a real server): a step of q's location slider until its fragment rerun finished, median "
+           f"{med(browser):.3f} s (min {min(browser):.3f}, max {max(browser):.3f}) over {len(browser)} steps; this "
+           "includes the websocket round trip and the browser redrawing five plotly charts on the same busy CPUs.",
+           ""] if browser else []),
+        "UI overhead of a recomputing slider change (AppTest page rerun minus bare importance sampling): "
+        f"{med(results['page q slider']) - med(results['bare one']):.3f} s.",
         "",
     ]
     text = "\n".join(lines)

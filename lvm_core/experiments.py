@@ -24,6 +24,7 @@ from lvm_core.estimators import (
     uniform_to_gaussian,
     uniform_to_student_t,
 )
+from lvm_core.inference import cpu_threads
 
 # z-grid points per axis for the display density of a continuous model without a closed form (1-D, 2-D latent)
 DISPLAY_Z_RESOLUTION = {1: 601, 2: 61}
@@ -40,7 +41,7 @@ def log_marginal_on_grid(model, xs: torch.Tensor, ys: torch.Tensor) -> torch.Ten
     """
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")  # (ny, nx) each
     x = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).to(model.dtype)  # (n, 2)
-    with torch.no_grad():
+    with torch.no_grad(), cpu_threads(1):
         if getattr(model, "closed_form_log_marginal", None) is not None or model.discrete:
             out = exact_log_marginal(model, x)
         else:
@@ -141,7 +142,7 @@ def posterior_moments(model, x: torch.Tensor, seed: int = 0) -> tuple[np.ndarray
     Closed form where the model has one; moments on the adaptive quadrature grid for a 1-/2-D latent; else a
     mean-field Gaussian fitted by maximising the ELBO (the notes' inner loop). A discrete z: (probs, probs, ...).
     """
-    with torch.no_grad():
+    with torch.no_grad(), cpu_threads(1):
         posterior = getattr(model, "closed_form_posterior", None)
         if posterior is not None:
             p = posterior(x)
@@ -230,9 +231,18 @@ class EstimatorRun:
 
 
 def run_estimator(model, x: torch.Tensor, proposal: Proposal, k: int, trials: int, seed: int,
-                  max_shown: int = 2000, sweep_points: int = 16) -> EstimatorRun:
+                  max_shown: int = 2000, sweep_points: int = 16, threads: int | None = 1) -> EstimatorRun:
     """R = trials estimates of log p(x) with k samples each, plus their prefixes at ``sweep_ks(k)`` (one pass:
-    a cumulative logsumexp over the samples). Chunked over trials so memory stays bounded. x: (1, data_dim)."""
+    a cumulative logsumexp over the samples). Chunked over trials so memory stays bounded. x: (1, data_dim).
+
+    threads: torch CPU threads for the run (None: unchanged). One by default: these tensors are small, and on a busy
+    2-core machine a second OpenMP thread made a run 3-15x slower (measured with benchmarks/bench_estimating.py).
+    """
+    with cpu_threads(threads):
+        return _run_estimator(model, x, proposal, k, trials, seed, max_shown, sweep_points)
+
+
+def _run_estimator(model, x, proposal, k, trials, seed, max_shown, sweep_points) -> EstimatorRun:
     ks = sweep_ks(k, sweep_points)
     t_chunk = max(1, CHUNK // (k * max(1, model.latent_dim)))
     parts = {"est": [], "sweep": [], "ess": [], "maxw": []}
