@@ -566,8 +566,8 @@ def selection_section() -> None:
         cache = {"key": key, "result": sel}
         ss[SELECTION] = cache
     sel = cache["result"]
-    st.plotly_chart(
-        figs.model_selection_figure(
+    if cache.get("figure_for") != (K, height(360)):  # kept between Step clicks: only K's marker and size change it
+        cache["figure"] = figs.model_selection_figure(
             sel.ks,
             sel.bic,
             sel.aic,
@@ -575,9 +575,9 @@ def selection_section() -> None:
             sel.heldout_log_likelihood,
             current_k=K,
             height=height(360),
-        ),
-        key="mx_select_chart",
-    )
+        )
+        cache["figure_for"] = (K, height(360))
+    st.plotly_chart(cache["figure"], key="mx_select_chart")
     st.caption(f"{sel.n_train} training and {sel.n_test} held-out points; {covariance_type} covariances.")
 
 
