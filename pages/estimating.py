@@ -74,6 +74,18 @@ def sweep_stats(model_key: str, point: tuple[float, ...], proposal_key: str, k: 
     return ex.sweep_statistics(_run, log_px)
 
 
+@st.cache_data(max_entries=96, show_spinner=False)
+def summary_rows(key: tuple, log_px: float | None, k: int, _runs: dict) -> list[dict]:
+    """the table's rows (cached under the runs' own key)"""
+    return ex.summary_table(_runs, log_px, k)
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def figure(key: tuple, _build):
+    """a figure built once per key (every input of the figure is in the key); Streamlit copies it when drawing"""
+    return _build()
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def dimension_sweep(sigma: float, k: int, trials: int, seed: int, box: tuple[float, float]):
     return ex.dimension_sweep(range(1, 11), sigma, k, trials, seed, box)
@@ -225,25 +237,15 @@ def estimates_section() -> None:
     runs = {name: run(sel.model_key, sel.point, repr(p), k, trials, seed, sel.model, sel.x, p)
             for name, p in proposals.items()}
     log_px = sel.log_px if sel.log_px is not None and math.isfinite(sel.log_px) else None
-    rows = ex.summary_table(runs, log_px, k)
+    key = (sel.model_key, sel.point, tuple(repr(p) for p in proposals.values()), k, trials, seed, log_px,
+           height(100))  # everything the figures and the table below depend on
+    rows = summary_rows(key, log_px, k, runs)
 
     # ---- the latent space and the histograms
     left, right = st.columns([1, 1.35])
     with left:
         st.subheader("The latent space")
-        if sel.model.discrete:
-            st.plotly_chart(figs.discrete_latent_figure(ex.discrete_picture(sel.model, sel.x, q, runs["importance"]),
-                                                        height=height(400)), key=f"{PREFIX}_latent")
-        else:
-            mean, std, how = fitted_moments()
-            view = ex.latent_view(mean, std, q, 1 if sel.model.latent_dim == 1 else 2)
-            picture = ex.latent_picture(sel.model, sel.x, log_px, q, view)
-            shown = {name: (runs[name].shown_z[:SHOWN], runs[name].shown_w[:SHOWN]) for name in ("importance", "naive")}
-            fig = figs.latent_figure(picture, shown, LABELS, height=height(420))
-            for trace in fig.data:  # naive's samples start hidden: click its legend entry to compare
-                if trace.name == f"{LABELS['naive']} samples":
-                    trace.visible = "legendonly"
-            st.plotly_chart(fig, key=f"{PREFIX}_latent")
+        st.plotly_chart(figure(("latent", key), lambda: latent_figure(q, runs, log_px)), key=f"{PREFIX}_latent")
         n_shown = min(k, SHOWN)
         st.caption(f"Trial 1's first {n_shown:,} samples of q, each sized by its normalised weight "
                    "w_j / Σ w (click the legend to show naive MC's). "
@@ -252,8 +254,9 @@ def estimates_section() -> None:
                       if sel.model.latent_dim > 2 else ""))
     with right:
         st.subheader(f"{trials} estimates of each estimator")
-        st.plotly_chart(figs.estimates_figure({n: r.log_estimates for n, r in runs.items()}, log_px, LABELS,
-                                              height=height(420)), key=f"{PREFIX}_hist")
+        build = lambda: figs.estimates_figure({n: r.log_estimates for n, r in runs.items()}, log_px, LABELS,  # noqa: E731
+                                              height=height(420))
+        st.plotly_chart(figure(("hist", key), build), key=f"{PREFIX}_hist")
 
     # ---- the table, warnings, the equations
     table_section(rows, runs, k)
@@ -281,12 +284,16 @@ def estimates_section() -> None:
                                 key=f"{PREFIX}_cost", bind="query-params", required=True) or "k"
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(figs.convergence_figure(stats, LABELS, cost=cost, height=height(380)), key=f"{PREFIX}_conv")
+        st.plotly_chart(figure(("conv", key, cost), lambda: figs.convergence_figure(stats, LABELS, cost=cost,
+                                                                                  height=height(380))),
+                        key=f"{PREFIX}_conv")
         st.caption("Relative RMSE of p̂ over the trials, at every k up to the chosen one (each from the first k "
                    "draws of the same trials). Every unbiased estimator falls like 1/√k; q only sets the constant. "
                    + ("Wall time: measured per sample for each estimator, times k." if cost == "seconds" else ""))
     with right:
-        st.plotly_chart(figs.jensen_figure(stats, log_px, LABELS, height=height(380)), key=f"{PREFIX}_jensen")
+        st.plotly_chart(figure(("jensen", key), lambda: figs.jensen_figure(stats, log_px, LABELS,
+                                                                           height=height(380))),
+                        key=f"{PREFIX}_jensen")
         st.caption("The mean of log p̂ₖ over the trials (band: ±2 standard errors) lies below log p(x) and rises "
                    "toward it as k grows. For importance sampling this curve is the **IWAE bound** L_k; at k = 1 "
                    "it is the ELBO.")
@@ -294,6 +301,22 @@ def estimates_section() -> None:
             st.page_link("pages/elbo.py", label="The ELBO and variational inference", icon=":material/trending_up:")
         except Exception:  # noqa: BLE001 - the ELBO page is written in parallel and may not be registered yet
             st.caption("The ELBO page explains the bound at k = 1.")
+
+
+def latent_figure(q: ex.Proposal, runs: dict, log_px: float | None):
+    """the latent space: exact posterior, q and the samples (bars of p(z|x) and q for a discrete z)"""
+    if sel.model.discrete:
+        return figs.discrete_latent_figure(ex.discrete_picture(sel.model, sel.x, q, runs["importance"]),
+                                           height=height(400))
+    mean, std, _ = fitted_moments()
+    view = ex.latent_view(mean, std, q, 1 if sel.model.latent_dim == 1 else 2)
+    picture = ex.latent_picture(sel.model, sel.x, log_px, q, view)
+    shown = {name: (runs[name].shown_z[:SHOWN], runs[name].shown_w[:SHOWN]) for name in ("importance", "naive")}
+    fig = figs.latent_figure(picture, shown, LABELS, height=height(420))
+    for trace in fig.data:  # naive's samples start hidden: click its legend entry to compare
+        if trace.name == f"{LABELS['naive']} samples":
+            trace.visible = "legendonly"
+    return fig
 
 
 def table_section(rows: list[dict], runs: dict, k: int) -> None:
