@@ -529,8 +529,9 @@ def decomposition_latex(x: np.ndarray, terms_log: np.ndarray, log_weights: np.nd
     lines = [" + ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line)]
     shift = terms_log.max()
     log_p = float(shift + np.log(np.exp(terms_log - shift).sum()))
+    log_text = f"{log_p:.3f}" if abs(log_p) < 1e6 else _num(log_p)  # far from the data: -5.16 x 10^30
     return (
         rf"\begin{{aligned}} p\!\left({_vec(x)}\right) &= \sum_k \pi_k\,\mathcal{{N}}(x;\mu_k,\Sigma_k) \\ &= "
         + r"\\ &\quad + ".join(lines)
-        + rf"\\ &= {_num(np.exp(log_p))}, \qquad \log p(x) = {log_p:.3f}\ \text{{nats}} \end{{aligned}}"
+        + rf"\\ &= {_num(np.exp(log_p))}, \qquad \log p(x) = {log_text}\ \text{{nats}} \end{{aligned}}"
     )
