@@ -142,10 +142,10 @@ def current_run() -> dict:
     return run
 
 
-def advance(n: int) -> None:
-    """n more steps, with the exact terms recorded about every n/20 steps (at most ~20 exact evaluations)."""
+def advance(n: int, records: int = 1) -> None:
+    """n more steps, with the exact terms recorded `records` times along the way (each costs a quadrature)."""
     run = current_run()
-    chunk = max(1, -(-n // 20))
+    chunk = max(1, -(-n // records))
     while n > 0:
         run["opt"].step(min(chunk, n))
         n -= chunk
@@ -158,7 +158,7 @@ def _step() -> None:
 
 def _run_many() -> None:
     ss[PLAYING] = False
-    guarded(advance, 500)
+    guarded(advance, 500, 25)
 
 
 def _reset() -> None:
@@ -241,7 +241,12 @@ def live() -> None:
     verdict(run)
 
 
-st.fragment(run_every=PLAY_TICK_S if ss[PLAYING] else None)(lambda: guarded(live))()
+@st.fragment(run_every=PLAY_TICK_S if ss[PLAYING] else None)
+def live_fragment() -> None:
+    guarded(live)  # guarded inside: a fragment would show its own errors as tracebacks
+
+
+live_fragment()
 
 # ---------------------------------------------------------------------------------------------- gradient estimators
 st.header("3 · Two ways to estimate the ELBO's gradient")
@@ -278,7 +283,12 @@ def gradients() -> None:
                    f"per coordinate: {ratio}. Dashed lines: each estimator's mean (they agree up to sampling noise).")
 
 
-st.fragment(lambda: guarded(gradients))()  # guarded inside: a fragment shows its own errors as tracebacks
+@st.fragment
+def gradients_fragment() -> None:
+    guarded(gradients)
+
+
+gradients_fragment()
 
 # ------------------------------------------------------------------------------------------------------ amortisation
 st.header("4 · Across the data: amortisation")
@@ -413,4 +423,9 @@ def learning() -> None:
                                          run["reference"], height=height(360)), key="elbo_learning_chart")
 
 
-st.fragment(run_every=0.5 if ss[LEARN_PLAYING] else None)(lambda: guarded(learning))()
+@st.fragment(run_every=0.5 if ss[LEARN_PLAYING] else None)
+def learning_fragment() -> None:
+    guarded(learning)
+
+
+learning_fragment()

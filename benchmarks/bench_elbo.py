@@ -1,0 +1,126 @@
+"""Play's frame rate on the ELBO page: one animation frame is what the page's fragment does on each tick (5 steps on
+phi, the exact ELBO / KL / residual, the latent picture's grid, both figures built and serialised to JSON as
+st.plotly_chart sends them). Also a whole-page AppTest rerun while playing, as an upper bound that includes the
+sections outside the fragment. Target: at least 5 frames per second on the seed model.
+
+    python benchmarks/bench_elbo.py     # writes benchmarks/results/elbo.md
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lvm_core import inference as vi  # noqa: E402
+from lvm_core.models import LinearGaussianLVM, SeedLVM  # noqa: E402
+from lvm_core.plots import elbo as figs  # noqa: E402
+
+STEPS_PER_FRAME = 5  # the page's default
+FRAMES = 30
+
+
+def frame_times(model, x, full_covariance: bool) -> dict[str, float]:
+    """median seconds per frame: total, and its parts (steps, exact terms, picture grid, figures + JSON)"""
+    d = model.latent_dim
+    opt = vi.PhiOptimizer(model, x, loc=torch.full((1, d), 2.0, dtype=x.dtype), full_covariance=full_covariance)
+    log_px = opt.exact()["log_px"]  # computed once per run on the page too
+    box = vi.view_box(model, x, [opt.q()])
+    steps, exact_elbo = [0], [float(opt.exact(vi.live_resolution(d))["elbo"][0])]
+    parts = {"steps": [], "exact": [], "picture grid": [], "figures + JSON": [], "frame": []}
+    for _ in range(FRAMES):
+        t0 = time.perf_counter()
+        opt.step(STEPS_PER_FRAME)
+        t1 = time.perf_counter()
+        terms = opt.exact(vi.live_resolution(d))
+        steps.append(opt.t)
+        exact_elbo.append(float(terms["elbo"][0]))
+        t2 = time.perf_counter()
+        q = opt.q()
+        box = vi.view_box(model, x, [q], base=box)
+        dens = vi.latent_densities(model, x, q, *box, log_px, n=81)
+        t3 = time.perf_counter()
+        path = torch.stack(opt.loc_trace)[:, 0].double().numpy()
+        mc = torch.stack(opt.elbo_trace)[:, 0].double().numpy()
+        a = figs.latent_figure(dens, path).to_json()
+        b = figs.gap_chart(np.arange(len(mc)), mc, np.array(steps), np.array(exact_elbo), float(log_px[0])).to_json()
+        assert a and b
+        t4 = time.perf_counter()
+        for name, dt in (("steps", t1 - t0), ("exact", t2 - t1), ("picture grid", t3 - t2),
+                         ("figures + JSON", t4 - t3), ("frame", t4 - t0)):
+            parts[name].append(dt)
+    return {name: statistics.median(v) for name, v in parts.items()}
+
+
+def apptest_rerun(query: dict[str, str], runs: int = 5) -> float:
+    """median seconds of a whole-page AppTest rerun while playing (every section of the page, not just the fragment)"""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page("pages/elbo.py").run()
+    at.button(key="elbo_play").click().run()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - t0)
+    assert not at.exception
+    return statistics.median(times)
+
+
+def main() -> None:
+    cases = {
+        "seed model, 1-D latent, noise 1.0 (the page's default), mean-field": (SeedLVM(1, seed=0), False),
+        "seed model, 2-D latent, noise 0.3, full covariance": (SeedLVM(2, seed=0, noise_scale=0.3), True),
+        "linear-Gaussian, 2-D latent, full covariance": (LinearGaussianLVM.random(2, 2, 0.5, seed=0), True),
+    }
+    rows = []
+    for name, (model, full) in cases.items():
+        x = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+        t = frame_times(model, x, full)
+        rows.append((name, t))
+        print(f"{name}: {1 / t['frame']:.1f} fps ({t})")
+    page = apptest_rerun({})
+    print(f"AppTest whole-page rerun while playing (seed model default): {page:.3f} s")
+    lines = [
+        "# ELBO page: Play's frame rate",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads available (per-point work runs on 1: inference.cpu_threads), "
+        "a 2-core machine shared with other jobs. Medians over "
+        f"{FRAMES} frames of {STEPS_PER_FRAME} steps each (the page's default), q starting at location 2.",
+        "",
+        "| case | frames / s | frame (ms) | steps (ms) | exact ELBO, KL, residual (ms) | picture grid (ms) "
+        "| figures + JSON (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, t in rows:
+        lines.append(f"| {name} | {1 / t['frame']:.1f} | {1e3 * t['frame']:.0f} | {1e3 * t['steps']:.0f} | "
+                     f"{1e3 * t['exact']:.0f} | {1e3 * t['picture grid']:.0f} | {1e3 * t['figures + JSON']:.0f} |")
+    lines += [
+        "",
+        f"Whole-page AppTest rerun while playing (seed model default, every section including the gradient "
+        f"histograms of 2,000 replicates and the learning loop): {page:.2f} s. Play reruns only the fragment "
+        "(st.fragment(run_every=0.2 s)), so the frame rate is the fragment's, above; the tick caps it at 5 frames "
+        "per second.",
+        "",
+        "Target (issue 6): at least 5 frames per second on the seed model.",
+    ]
+    out = ROOT / "benchmarks" / "results" / "elbo.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
