@@ -30,6 +30,7 @@ COST_AXES = {"k": "k (model evaluations)", "seconds": "wall time"}
 LABELS = dict(ex.ESTIMATOR_LABELS)
 
 ss = st.session_state
+PRESET_FOR = f"{PREFIX}_preset_for"  # (model_key, point, preset name) of the last preset applied to q
 
 
 def height(h: int) -> int:
@@ -129,6 +130,7 @@ def fitted_moments() -> tuple[np.ndarray, np.ndarray, str]:
 def apply_preset(name: str) -> None:
     """set q's sliders to a preset (a callback: runs before the sliders are drawn)"""
     mean, std, _ = fitted_moments()
+    ss[PRESET_FOR] = (sel.model_key, sel.point, name)
     if sel.model.discrete:
         ss[f"{PREFIX}_qmix"] = 1.0 if name == "prior" else 0.0
         return
@@ -173,7 +175,12 @@ def proposal_controls() -> ex.Proposal:
         df = c2.slider("degrees of freedom ν", 1, 10, 3, key=f"{PREFIX}_qdf", bind="query-params",
                        help="Smaller ν, heavier tails; ν = 1 is the Cauchy distribution.")
     with c3:
-        st.caption("Presets for q (location and scale per axis):")
+        last = ss.get(PRESET_FOR)
+        if last and last[2] != "prior" and last[:2] != (sel.model_key, sel.point):
+            st.caption(f"q still holds the *{last[2]}* preset of the previous model or x: press a preset to place q "
+                       "for this one.")
+        else:
+            st.caption("Presets for q (location and scale per axis):")
         cols = st.columns(len(ex.PRESETS))
         for col, name in zip(cols, ex.PRESETS, strict=True):
             col.button(name, key=f"{PREFIX}_preset_{name.replace(' ', '_')}", on_click=apply_preset, args=(name,),

@@ -149,7 +149,7 @@ def estimates_figure(log_estimates: dict[str, np.ndarray], log_px: float | None,
         )
     fig.update_layout(barmode="overlay")
     style_figure(fig, x_title="", y_title="trials", height=height)
-    fig.update_xaxes(title_text="p̂(x)", row=1, col=1)
+    fig.update_xaxes(title_text="p̂(x)", exponentformat="power", row=1, col=1)
     fig.update_xaxes(title_text="log p̂(x)  (nats)", row=1, col=2)
     return fig
 
