@@ -65,15 +65,35 @@ class Encoder(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------------- the objectives
-def _log_weights(model, x, loc, log_scale, k: int, beta: float = 1.0) -> torch.Tensor:
-    """log w_j = log p(x | z_j) + beta (log p(z_j) - log q(z_j)), z_j = loc + sigma * eps_j reparameterised.
-
-    (k, batch). beta = 1 is the true log weight; beta < 1 (KL warm-up) lets the decoder use z before the prior pulls.
-    """
+def _log_weight_terms(model, x, loc, log_scale, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(x | z_j), log p(z_j) - log q(z_j)), each (k, batch), with z_j = loc + sigma * eps_j reparameterised."""
     eps = torch.randn(k, *loc.shape, dtype=loc.dtype, device=loc.device)  # (k, batch, latent_dim)
     z = loc + torch.exp(log_scale) * eps
-    log_ratio = model.log_prior(z) - _diag_normal_log_prob(z, loc, log_scale)
-    return model.log_likelihood(x, z) + (log_ratio if beta == 1.0 else beta * log_ratio)
+    return model.log_likelihood(x, z), model.log_prior(z) - _diag_normal_log_prob(z, loc, log_scale)
+
+
+def _log_weights(model, x, loc, log_scale, k: int, beta: float = 1.0) -> torch.Tensor:
+    """log w_j = log p(x | z_j) + beta (log p(z_j) - log q(z_j)): (k, batch).
+
+    beta = 1 is the true log weight; beta < 1 (KL warm-up) lets the decoder use z before the prior pulls.
+    """
+    log_lik, log_ratio = _log_weight_terms(model, x, loc, log_scale, k)
+    return log_lik + (log_ratio if beta == 1.0 else beta * log_ratio)
+
+
+def _reduce(log_w: torch.Tensor, objective: str) -> torch.Tensor:
+    return log_mean_exp(log_w, 0) if objective == "iwae" else log_w.mean(0)
+
+
+def objective_and_bound(model, x, loc, log_scale, k: int = 1, objective: str = "elbo",
+                        beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The minibatch means of the training objective (warmed up by beta) and of the true bound (beta = 1), from the
+    same samples; scalars, the first differentiable."""
+    log_lik, log_ratio = _log_weight_terms(model, x, loc, log_scale, k)
+    true_bound = _reduce(log_lik + log_ratio, objective).mean()
+    if beta == 1.0:
+        return true_bound, true_bound.detach()
+    return _reduce(log_lik + beta * log_ratio, objective).mean(), true_bound.detach()
 
 
 def bound(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, k: int = 1,
@@ -83,8 +103,7 @@ def bound(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, k:
     "elbo": mean_j log w_j (the Monte Carlo ELBO with k samples); "iwae": log mean_j w_j (the IWAE-k bound).
     beta < 1 weakens the prior-vs-q term (KL warm-up); the result is then no longer a bound on log p(x).
     """
-    log_w = _log_weights(model, x, loc, log_scale, k, beta)
-    return log_mean_exp(log_w, 0) if objective == "iwae" else log_w.mean(0)
+    return _reduce(_log_weights(model, x, loc, log_scale, k, beta), objective)
 
 
 def optimise_local_phi(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, steps: int = 20,
@@ -185,7 +204,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
     ``eval_every`` steps (``eval_resolution`` points per latent axis; None = the exact default). "local" keeps one
     phi_i per training point (warm-started across visits) and runs ``inner_steps`` Adam steps on it per visit.
     ``warmup`` > 0 ramps the weight of log p(z) - log q(z) linearly from 0 to 1 over the first ``warmup`` steps (KL
-    warm-up, at most a quarter of the run; the bound recorded then is the warmed-up objective, not yet a bound).
+    warm-up, at most a quarter of the run); ``history.bound`` always records the true bound (beta = 1).
     ``threads``: CPU threads while training (1 is fastest for small networks; None leaves torch's setting).
     callback(history) is called after every step; returning True stops the run. The best weights are loaded into
     ``model`` (and ``encoder``) at the end, also when the run was stopped, interrupted or diverged.
@@ -231,7 +250,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
         value = held_out_log_lik(model, eval_X, eval_resolution)
         history.eval_steps.append(step)
         history.eval_log_lik.append(value)
-        if math.isfinite(value):
+        if math.isfinite(value) and step > 0:  # the initial theta is drawn for reference, never kept as "best"
             consider_best(step, value)
 
     start = time.perf_counter()
@@ -250,14 +269,15 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
                     history.phi_loc[idx], history.phi_log_scale[idx] = loc, log_scale
                     history.inner_elbo.append(trace.mean(1).tolist())
                     history.last_inner = trace
-                    value = bound(model, x, loc, log_scale, k, beta=beta).mean()  # ELBO at the optimised, fixed phi_i
+                    # the ELBO at the optimised, fixed phi_i: one theta step
+                    train_value, value = objective_and_bound(model, x, loc, log_scale, k, "elbo", beta)
                 else:
                     loc, log_scale = encoder(x)
-                    value = bound(model, x, loc, log_scale, k, objective, beta).mean()
+                    train_value, value = objective_and_bound(model, x, loc, log_scale, k, objective, beta)
                 opt.zero_grad(set_to_none=True)
-                (-value).backward()
+                (-train_value).backward()
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
-                value = float(value.detach())
+                value = float(value)  # the true bound (beta = 1), also during warm-up
                 if not (math.isfinite(value) and math.isfinite(grad_norm)) or value < best_bound - explode_nats:
                     what = "not a number" if not math.isfinite(value) or not math.isfinite(grad_norm) else (
                         f"{value:.3g} nats, {best_bound - value:.3g} below its best")

@@ -13,12 +13,21 @@ from lvm_core.models import MLPLVM, SeedLVM
 from lvm_core.training import (
     Encoder,
     _log_weights,
+    cpu_threads,
+    dense_mixture_log_density,
     held_out_log_lik,
     load_lvm,
     optimise_local_phi,
     save_lvm,
     train_lvm,
 )
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # small networks and quadrature run fastest on one thread on a shared 2-core machine (benchmarks/results/deep.md)
+    with cpu_threads(1):
+        yield
 
 
 def _moons(n_train=400, n_test=200, seed=0):
@@ -189,15 +198,40 @@ def test_callback_stops_and_an_interruption_keeps_the_best_weights():
 
 
 def test_short_training_improves_exact_held_out_log_likelihood():
-    X_train, X_test = _moons(600, 200)
+    X_train, X_test = _moons(600, 80)
     model = MLPLVM(latent_dim=2, hidden=32, seed=0)
     before = held_out_log_lik(model, X_test, resolution=41)
-    history = train_lvm(model, X_train, steps=400, seed=0, eval_X=X_test, eval_every=200)
+    history = train_lvm(model, X_train, steps=300, seed=0, eval_X=X_test, eval_every=150)
     after = held_out_log_lik(model, X_test, resolution=41)
-    assert history.finished and history.eval_steps == [0, 200, 400]
-    assert after == pytest.approx(max(history.eval_log_lik), abs=1e-5)  # the best is the one kept
+    assert history.finished and history.eval_steps == [0, 150, 300]
+    assert after == pytest.approx(max(history.eval_log_lik[1:]), abs=1e-5)  # the best trained one is kept
     assert after > before + 0.3, (before, after)
-    # and the same seed gives the same numbers
-    model2 = MLPLVM(latent_dim=2, hidden=32, seed=0)
-    history2 = train_lvm(model2, X_train, steps=400, seed=0, eval_X=X_test, eval_every=200)
-    assert history2.bound == history.bound
+
+
+def test_same_seed_gives_the_same_run():
+    X, _ = _moons(300, 10)
+    runs = [train_lvm(MLPLVM(latent_dim=2, hidden=16, seed=5), X, steps=30, seed=5).bound for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert train_lvm(MLPLVM(latent_dim=2, hidden=16, seed=5), X, steps=30, seed=6).bound != runs[0]
+
+
+def test_dense_grid_density_matches_adaptive_quadrature():
+    # the heatmap's p(x) (one fixed z grid for all x) against per-point adaptive quadrature, on a sharp 1-D model
+    # and on a trained 2-D model, at points where the density is not negligible
+    seed_model = SeedLVM(latent_dim=1, seed=0, noise_scale=0.1)
+    x, _ = seed_model.sample(50, generator=0)
+    assert (dense_mixture_log_density(seed_model, x) - exact_log_marginal(seed_model, x)).abs().max() < 1e-3
+    X, X_test = _moons(400, 50)
+    model = MLPLVM(latent_dim=2, hidden=32, seed=0)
+    train_lvm(model, X, steps=300, seed=0)
+    diff = dense_mixture_log_density(model, X_test) - exact_log_marginal(model, X_test)
+    assert diff.abs().max() < 0.02, diff.abs().max()
+
+
+def test_recorded_bound_is_the_true_bound_during_warm_up():
+    X, _ = _moons(200, 10)
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+    history = train_lvm(model, X, steps=40, warmup=10, seed=0, batch_size=200)
+    # the true ELBO of an untrained unit-noise model is below log N(x; 0, I)'s ~-2.84 on standardised data; the
+    # warmed-up objective (beta ~ 0) would be near the likelihood term alone, well above
+    assert history.config["warmup"] == 10 and history.bound[0] < -2.8

@@ -1,0 +1,106 @@
+"""AppTest of the deep-LVM page: renders, the model controls, a short training run, upload of good and bad files."""
+
+
+import numpy as np
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lvm_core.models import MLPLVM
+from lvm_core.training import save_lvm
+from tests.conftest import APPTEST_TIMEOUT, ROOT
+from ui import state
+
+PAGE = "pages/deep_lvm.py"
+
+
+def _errors(at):
+    return [e.message for e in at.exception] + [e.value for e in at.error]
+
+
+def test_page_renders_the_notes_model_with_equations_and_the_mixture_view(app_test):
+    at = app_test(PAGE)
+    assert not _errors(at), _errors(at)
+    assert len(at.latex) >= 4  # the marginal, the notes' model, its live numbers, p(z) of the chosen component
+    assert any("sigmoid" in t.value and "4.62" in t.value for t in at.latex)  # live numbers of theta (seed 0)
+    assert len(at.get("plotly_chart")) >= 2  # the infinite mixture and p(z)
+    assert {"dl_A1", "dl_B2", "dl_c1", "dl_d2", "dl_seed_noise", "dl_z1"} <= {s.key for s in at.slider} | {
+        s.key for s in at.select_slider}
+
+
+def test_view_controls_switch_model_and_latent_dimension_without_errors(app_test):
+    at = app_test(PAGE, query_params={"dl_seed_noise": "0.2"})
+    assert at.select_slider(key="dl_seed_noise").value == 0.2
+    at.segmented_control(key="dl_latent_dim").set_value(2).run()
+    assert not _errors(at), _errors(at)
+    assert at.slider(key="dl_z2") is not None
+    at.segmented_control(key="dl_source").set_value("mlp").run()
+    assert not _errors(at), _errors(at)
+
+
+def test_new_random_theta_redraws_the_sliders(app_test):
+    at = app_test(PAGE)
+    before = at.slider(key="dl_A1").value
+    at.segmented_control(key="dl_source").set_value("seed").run()
+    at.button(key="dl_new_theta").click().run()
+    assert not _errors(at), _errors(at)
+    assert at.slider(key="dl_theta_seed").value == 1
+    assert at.slider(key="dl_A1").value != before
+
+
+def test_short_training_run_stores_the_model_for_the_other_pages(app_test):
+    at = app_test(PAGE)
+    at.slider(key="dl_steps").set_value(100).run()
+    at.button(key="dl_train").click().run()
+    assert not _errors(at), _errors(at)
+    assert any("Trained 100 steps" in s.value for s in at.success)
+    trained = at.session_state[state.TRAINED_LVM]
+    assert isinstance(trained["model"], MLPLVM) and trained["model"].latent_dim == 2
+    assert trained["encoder"] is not None and trained["history"].steps_done == 100
+    assert trained["data"]["train"].shape[1] == 2 and abs(trained["data"]["train"].mean()) < 0.2  # standardised
+    assert len(at.session_state[state.TRAINING_RUNS]) == 1
+    labels = [m.label for m in at.metric]
+    assert any("exact held-out" in label for label in labels) and any("GMM" in label for label in labels)
+    assert len(at.get("plotly_chart")) >= 6  # mixture, p(z), curves, density, samples, latent space
+    # the trained model is now a choice in the view
+    at.segmented_control(key="dl_source").set_value("trained").run()
+    assert not _errors(at), _errors(at)
+
+
+class _Upload:
+    """what Streamlit's file uploader returns, enough for the page"""
+
+    def __init__(self, name, data):
+        self.name, self.file_id, self._data = name, f"id-{name}-{len(data)}", data
+
+    def getvalue(self):
+        return self._data
+
+
+def test_uploading_a_wrong_file_explains_and_keeps_the_model(monkeypatch):
+    import streamlit as st
+
+    files = {"now": None}
+    original = st.delta_generator.DeltaGenerator.file_uploader
+
+    def fake(self, label, *args, key=None, **kwargs):
+        if key == "dl_model_upload":
+            return files["now"]
+        return original(self, label, *args, key=key, **kwargs)
+
+    monkeypatch.setattr(st.delta_generator.DeltaGenerator, "file_uploader", fake)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
+    at.run()
+    at.switch_page(PAGE).run()
+    files["now"] = _Upload("notes.pt", b"this is not a model")
+    at.run()
+    assert not at.exception
+    assert any("Could not load 'notes.pt'" in e.value for e in at.error)
+    assert state.TRAINED_LVM not in at.session_state
+    model = MLPLVM(latent_dim=2, hidden=8, seed=3)
+    files["now"] = _Upload("good.pt", save_lvm(model, None, {"objective": "elbo"}))
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    loaded = at.session_state[state.TRAINED_LVM]["model"]
+    assert torch.equal(loaded.net[0].weight, model.net[0].weight)
+    assert not any("Could not load" in e.value for e in at.error)
+    assert np.isfinite(float(at.metric[0].value.split()[0]))
