@@ -44,7 +44,7 @@ def latent_figure(dens: dict, path: np.ndarray | None = None, height: int = 420,
                              name="p(z | x)", hovertemplate=hover))
     peak = float(q.max()) if np.isfinite(q.max()) and q.max() > 0 else 1.0
     fig.add_trace(go.Contour(x=z1, y=z2, z=q, showscale=False, name="q(z; φ)", showlegend=True, hoverinfo="skip",
-                             contours=dict(coloring="lines", start=peak * 0.05, end=peak * 0.95, size=peak * 0.15),
+                             contours=dict(coloring="lines", start=peak * 0.1, end=peak * 0.9, size=peak * 0.25),
                              line=dict(width=2), colorscale=[[0, PALETTE["proposal"]], [1, PALETTE["proposal"]]]))
     # legend entry for the heatmap (heatmaps have none of their own)
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="p(z | x) exact (heatmap)",
@@ -118,13 +118,16 @@ def gradient_histograms(samples: dict[str, np.ndarray], names: list[str], height
 def gap_distributions(amortization: np.ndarray, approximation: np.ndarray, height: int = 340) -> go.Figure:
     """Per-point amortisation gap and approximation gap (nats) as histograms, each with its mean as a dashed line."""
     fig = go.Figure()
-    for name, values, color in (("amortisation gap", amortization, PALETTE["gap"]),
-                                ("approximation gap", approximation, PALETTE["kl"])):
-        values = np.asarray(values, float)
-        values = values[np.isfinite(values)]
+    both = [np.asarray(v, float) for v in (amortization, approximation)]
+    both = [v[np.isfinite(v)] for v in both]
+    pooled = np.concatenate(both) if any(len(v) for v in both) else np.zeros(1)
+    lo, hi = float(pooled.min()), float(pooled.max())
+    bins = dict(start=lo, end=hi + 1e-9, size=max((hi - lo) / 40, 1e-6))  # shared bins: the two gaps compare by eye
+    for name, values, color in (("amortisation gap", both[0], PALETTE["gap"]),
+                                ("approximation gap", both[1], PALETTE["kl"])):
         mean = float(values.mean()) if len(values) else 0.0
         fig.add_trace(go.Histogram(x=values, name=f"{name} (mean {mean:.3f} nats)", marker_color=color, opacity=0.6,
-                                   nbinsx=30))
+                                   xbins=bins))
         fig.add_vline(x=mean, line=dict(color=color, width=2, dash="dash"))
     fig.update_layout(barmode="overlay")
     return style_figure(fig, x_title="gap per held-out point (nats)", y_title="points", height=height)
