@@ -200,11 +200,19 @@ def jensen_figure(stats: dict[str, dict], log_px: float | None, labels: dict[str
 def dimension_figure(sweep: dict[str, np.ndarray], labels: dict[str, str], k: int, height: int = 380) -> go.Figure:
     """Relative RMSE of p-hat at a fixed k against the latent dimension (linear-Gaussian model), log y axis."""
     fig = go.Figure()
+    floor = 1e-4  # an exact q's error (1e-15, rounding) would squash the other lines: drawn here, marked as exact
     for name in labels:
-        if name in sweep:
-            y = np.maximum(np.exp(sweep["log_" + name]), 1e-16)
-            fig.add_trace(go.Scatter(x=sweep["dims"], y=y, mode="lines+markers", name=labels[name],
-                                     line=dict(color=_color(name), width=2)))
+        if "log_" + name in sweep:
+            y = np.exp(sweep["log_" + name])
+            exact = y < floor
+            fig.add_trace(go.Scatter(
+                x=sweep["dims"], y=np.maximum(y, floor), mode="lines+markers", name=labels[name],
+                line=dict(color=_color(name), width=2),
+                marker=dict(symbol=np.where(exact, "triangle-down", "circle").tolist(), size=np.where(exact, 12, 7)),
+                customdata=y, hovertemplate="d = %{x}<br>relative RMSE %{customdata:.3g}<extra></extra>"))
+            if exact.any():
+                fig.add_annotation(x=float(sweep["dims"][exact][0]), y=np.log10(floor), text="exact (q = p(z|x))",
+                                   showarrow=False, yshift=-16, font=dict(color=_color(name)))
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_xaxes(dtick=1)
     return style_figure(fig, x_title="latent dimension d", y_title=f"relative RMSE of p̂(x) at k = {k:,}",
