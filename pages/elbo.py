@@ -29,6 +29,7 @@ GRAD_VIEWS = ["both", "reparameterisation", "score function"]
 GRAD_REPLICATES = 2000
 MAX_PATH_POINTS = 400  # q's mean path is thinned to this many points for drawing
 CONVERGED_STEPS = 300
+URL = dict(bind="query-params", persist_state="session")  # every view-defining widget: in the URL, kept across pages
 
 # session keys private to this page (widget keys are the "elbo_*" strings next to each widget)
 PLAYING = "elbo_playing"
@@ -85,13 +86,13 @@ if sel.log_px is None or not math.isfinite(sel.log_px):
 # ------------------------------------------------------------------------------------------------------ q, optimiser
 st.header("2 · Fit q(z; φ) by stochastic gradient ascent on the ELBO")
 c1, c2, c3, c4, c5 = st.columns(5)
-family = c1.selectbox("q family (Gaussian)", FAMILIES, key="elbo_family", bind="query-params",
+family = c1.selectbox("q family (Gaussian)", FAMILIES, key="elbo_family", **URL,
                       help="Mean-field: independent axes. Full covariance: q can tilt, as correlated posteriors do.")
-optimizer = OPTIMIZERS[c2.selectbox("Optimiser", list(OPTIMIZERS), key="elbo_opt", bind="query-params")]
-lr = c3.select_slider("Learning rate", LRS, value=0.05, key="elbo_lr", bind="query-params")
-k = c4.select_slider("Samples per step k", KS, value=8, key="elbo_k", bind="query-params",
+optimizer = OPTIMIZERS[c2.selectbox("Optimiser", list(OPTIMIZERS), key="elbo_opt", **URL)]
+lr = c3.select_slider("Learning rate", LRS, value=0.05, key="elbo_lr", **URL)
+k = c4.select_slider("Samples per step k", KS, value=8, key="elbo_k", **URL,
                      help="Reparameterised samples z = μ + L ε per gradient estimate: more samples, less noise.")
-decay = c5.toggle("Decaying learning rate", value=True, key="elbo_decay", bind="query-params",
+decay = c5.toggle("Decaying learning rate", value=True, key="elbo_decay", **URL,
                   help=f"lr_t = lr / (1 + t / {vi.LR_DECAY_STEPS}). With a constant rate the noise of the gradient "
                        "keeps φ jittering around the optimum, a noise floor of ~0.02-0.1 nats.")
 
@@ -101,10 +102,10 @@ cols = st.columns(2 * axes_shown + 1)
 init_loc, init_log_scale = [], []
 for i in range(axes_shown):
     init_loc.append(cols[2 * i].slider(f"location μ{'₁₂'[i]}", -5.0, 5.0, 2.0 if i == 0 else -1.0, step=0.1,
-                                       key=f"elbo_loc{i + 1}", bind="query-params"))
+                                       key=f"elbo_loc{i + 1}", **URL))
     init_log_scale.append(cols[2 * i + 1].slider(f"log scale log σ{'₁₂'[i]}", -4.0, 2.0, -1.0, step=0.1,
-                                                 key=f"elbo_ls{i + 1}", bind="query-params"))
-speed = cols[-1].slider("Steps per frame", 1, 50, 5, key="elbo_speed", bind="query-params",
+                                                 key=f"elbo_ls{i + 1}", **URL))
+speed = cols[-1].slider("Steps per frame", 1, 50, 5, key="elbo_speed", **URL,
                         help="Gradient steps per click of Step and per animation frame.")
 init_loc += [init_loc[0]] * (d - axes_shown)
 init_log_scale += [init_log_scale[0]] * (d - axes_shown)
@@ -260,7 +261,7 @@ st.markdown(
 
 
 def gradients() -> None:
-    view = st.segmented_control("Show", GRAD_VIEWS, default="both", key="elbo_grad", bind="query-params",
+    view = st.segmented_control("Show", GRAD_VIEWS, default="both", key="elbo_grad", **URL,
                                 required=True) or "both"
     run = current_run()
     opt = run["opt"]
@@ -321,9 +322,9 @@ def amortization() -> None:
         return
     c = st.columns(2)
     n = c[0].slider("Held-out points", 10, max(10, min(200, len(X_test))), min(40, len(X_test)), key="elbo_amort_n",
-                    bind="query-params", help="The exact log p(x) of a trained network costs ~0.2 s per point.")
+                    **URL, help="The exact log p(x) of a trained network costs ~0.2 s per point.")
     steps = c[1].select_slider("Per-point optimisation steps", [100, 200, 400, 800], value=200,
-                               key="elbo_amort_steps", bind="query-params")
+                               key="elbo_amort_steps", **URL)
     key = (id(dm), id(encoder), n, steps, seed)
     result = ss.get(AMORT_RESULT)
     if not (isinstance(result, dict) and result.get("key") == key):
@@ -360,10 +361,10 @@ st.markdown(
     "different $\\theta$ learns them; its exact mean log-likelihood is the judge."
 )
 lc = st.columns(4)
-inner_steps = lc[0].slider("Inner steps on φᵢ", 5, 100, 30, step=5, key="elbo_ll_inner", bind="query-params")
-batch = lc[1].slider("Points per θ step", 1, 16, 8, key="elbo_ll_batch", bind="query-params")
+inner_steps = lc[0].slider("Inner steps on φᵢ", 5, 100, 30, step=5, key="elbo_ll_inner", **URL)
+batch = lc[1].slider("Points per θ step", 1, 16, 8, key="elbo_ll_batch", **URL)
 theta_lr = lc[2].select_slider("θ learning rate", [0.005, 0.01, 0.02, 0.05, 0.1], value=0.05, key="elbo_ll_lr",
-                               bind="query-params")
+                               **URL)
 learn_key = (inner_steps, batch, theta_lr, seed)
 
 
