@@ -27,7 +27,7 @@ DIM_SWEEP_MAX_K, DIM_SWEEP_MAX_TRIALS = 10_000, 100
 # the labels are what the URL holds (?est_qfamily=Student-t), so they stay short
 FAMILIES = {"gaussian": "Gaussian", "student_t": "Student-t"}
 COST_AXES = {"k": "k (model evaluations)", "seconds": "wall time"}
-LABELS = dict(ex.ESTIMATOR_LABELS)
+LABELS = dict(ex.ESTIMATOR_LABELS)  # a fresh copy per run of the page (naive's label depends on the model)
 
 ss = st.session_state
 PRESET_FOR = f"{PREFIX}_preset_for"  # (model_key, point, preset name) of the last preset applied to q
@@ -240,6 +240,8 @@ def estimates_section() -> None:
         st.info(f"R lowered to {trials} for k = {k:,}: at most {ex.MAX_EVALUATIONS:,} model evaluations per "
                 "estimator keep the page responsive.", icon=":material/speed:")
 
+    if sel.model.discrete:
+        LABELS["naive"] = "naive MC (uniform z)"
     proposals = ex.default_proposals(sel.model, box, q)
     runs = {name: run(sel.model_key, sel.point, repr(p), k, trials, seed, sel.model, sel.x, p)
             for name, p in proposals.items()}
@@ -253,12 +255,15 @@ def estimates_section() -> None:
     with left:
         st.subheader("The latent space")
         st.plotly_chart(figure(("latent", key), lambda: latent_figure(q, runs, log_px)), key=f"{PREFIX}_latent")
-        n_shown = min(k, SHOWN)
-        st.caption(f"Trial 1's first {n_shown:,} samples of q, each sized by its normalised weight "
-                   "w_j / Σ w (click the legend to show naive MC's). "
-                   + ("The heatmap is the exact posterior p(z | x)." if not sel.model.discrete else "")
-                   + (" With more than two latent axes, the picture shows axes 1 and 2 only."
-                      if sel.model.latent_dim > 2 else ""))
+        if sel.model.discrete:
+            st.caption("The exact posterior over the components, q, and the share of the total weight each "
+                       "component received in trial 1 (q = p(z | x) gives every sample the same weight).")
+        else:
+            st.caption(f"Trial 1's first {min(k, SHOWN):,} samples of q, each sized by its normalised weight "
+                       "w_j / Σ w (click the legend to show naive MC's). The heatmap (or curve) is the exact "
+                       "posterior p(z | x)."
+                       + (" With more than two latent axes, the picture shows axes 1 and 2 only."
+                          if sel.model.latent_dim > 2 else ""))
     with right:
         st.subheader(f"{trials} estimates of each estimator")
         build = lambda: figs.estimates_figure({n: r.log_estimates for n, r in runs.items()}, log_px, LABELS,  # noqa: E731

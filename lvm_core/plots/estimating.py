@@ -119,7 +119,7 @@ def discrete_latent_figure(picture: dict, height: int = 380, q_label: str = "q(z
     fig = go.Figure([
         go.Bar(x=k, y=picture["posterior"], name="p(z | x), exact", marker_color=PALETTE["posterior"]),
         go.Bar(x=k, y=picture["q"], name=q_label, marker_color=PALETTE["proposal"]),
-        go.Bar(x=k, y=picture["weight"], name="share of the weight (trial 1)", marker_color=PALETTE["importance"]),
+        go.Bar(x=k, y=picture["weight"], name="share of the weight (trial 1)", marker_color=PALETTE["data"]),
     ])
     fig.update_layout(barmode="group")
     return style_figure(fig, x_title="component z", y_title="probability", height=height)
