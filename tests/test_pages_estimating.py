@@ -88,18 +88,17 @@ def test_each_control_changes_what_it_should(page):
     assert any("axes 1 and 2 only" in c.value for c in at.caption)  # the latent picture of a 5-D latent
 
 
-@pytest.mark.parametrize("preset", ex.PRESETS)
-def test_presets_load_their_location_and_scale(page, preset):
-    at = page
-    at.button(key=f"est_preset_{preset.replace(' ', '_')}").click().run()
-    assert not at.exception
+def test_presets_load_their_location_and_scale(page):
     from ui.selection import seed_model
 
-    x = at.session_state[state.SELECTED_X]
-    mean, std, _ = ex.posterior_moments(seed_model(1, 1.0), x)
-    loc, scale = ex.preset_proposal(preset, mean, std)
-    assert at.slider(key="est_qloc_0").value == pytest.approx(round(loc[0], 3), abs=1e-9)
-    assert at.slider(key="est_qlsc_0").value == pytest.approx(round(math.log10(scale[0]), 2), abs=1e-9)
+    at = page
+    mean, std, _ = ex.posterior_moments(seed_model(1, 1.0), at.session_state[state.SELECTED_X])
+    for preset in ex.PRESETS:
+        at.button(key=f"est_preset_{preset.replace(' ', '_')}").click().run()
+        assert not at.exception
+        loc, scale = ex.preset_proposal(preset, mean, std)
+        assert at.slider(key="est_qloc_0").value == pytest.approx(round(loc[0], 3), abs=1e-9), preset
+        assert at.slider(key="est_qlsc_0").value == pytest.approx(round(math.log10(scale[0]), 2), abs=1e-9), preset
 
 
 def test_csv_download_holds_r_rows_per_estimator(app_test, monkeypatch):
