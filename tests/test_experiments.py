@@ -179,3 +179,9 @@ def test_latent_view_stays_near_the_posterior_for_a_thousandfold_wide_q():
     assert np.all(view[:, 1] - view[:, 0] <= 2 * 16 * std + 1e-12)
     narrow = ex.Proposal("gaussian", (0.5, -0.2), (1e-4, 1e-4))
     assert np.allclose(ex.latent_view(mean, std, narrow, 2), np.stack([mean - 4 * std, mean + 4 * std], -1))
+
+
+def test_trials_are_lowered_only_beyond_the_evaluation_budget():
+    assert ex.trials_within_budget(1_000, 200) == 200  # the page's default runs in full
+    assert ex.trials_within_budget(100_000, 1_000) == ex.MAX_EVALUATIONS // 100_000
+    assert ex.trials_within_budget(10**9, 1_000) == 2  # never fewer than two trials (a spread needs two)
