@@ -11,6 +11,8 @@ from lvm_core.plots import PALETTE, density_colorscale, style_figure
 
 # the two gradient estimators get the colours of their closest relatives: score function ~ sampling without using
 # the model's gradient (the naive estimator's pink), reparameterisation ~ the ELBO's own blue
+MAX_TRACE_POINTS = 1000
+
 ESTIMATOR_COLORS = {"score function": PALETTE["naive"], "reparameterisation": PALETTE["elbo"]}
 
 
@@ -65,6 +67,9 @@ def gap_chart(mc_steps: np.ndarray, mc_elbo: np.ndarray, steps: np.ndarray, exac
     """log p(x) (flat), the stochastic ELBO per step, the exact ELBO at recorded steps, and the gap
     log p(x) - ELBO = KL(q || p(z|x)) shaded between the exact ELBO and log p(x). All in nats."""
     fig = go.Figure()
+    if len(mc_steps) > MAX_TRACE_POINTS:  # a long run: every s-th estimate keeps the chart light to send each frame
+        stride = -(-len(mc_steps) // MAX_TRACE_POINTS)
+        mc_steps, mc_elbo = mc_steps[::stride], mc_elbo[::stride]
     if len(mc_steps):
         fig.add_trace(go.Scatter(x=mc_steps, y=mc_elbo, mode="lines", name="ELBO, Monte Carlo (per step)",
                                  line=dict(color=PALETTE["elbo"], width=1), opacity=0.35))
