@@ -99,7 +99,7 @@ def quality(X_train, X_test):
         model = MLPLVM(latent_dim=2, seed=0)
         load = os.getloadavg()[0]
         history = train_lvm(model, X_train, **kw)
-        value = held_out_log_lik(model, X_te)
+        value = held_out_log_lik(model, X_te, resolution=41)
         rows.append((name, history.seconds, value, load))
         print(f"{name}: {history.seconds:.1f} s, held-out {value:.3f} (load {load:.1f})", flush=True)
     base = {}
@@ -135,7 +135,8 @@ def main() -> None:
         rows, base = quality(X_train, X_test)
         gain = {name: value - base[1] for name, _, value, _ in rows}
         lines += ["## Quality bar: standardised two moons (noise 0.05), 3,000 train / 1,000 held-out, 2-D latent", "",
-                  "Exact held-out log-likelihood, nats per point (quadrature at the default resolution). Bar: at "
+                  "Exact held-out log-likelihood, nats per point (quadrature at 41 points per axis, within ~0.01 "
+                  "nats of the default resolution: see above). Bar: at "
                   "least 0.8 nats above the best single Gaussian with default settings in under 60 s of training.",
                   "", "| model | training s | held-out log p(x) | vs single Gaussian | load avg |",
                   "|---|---|---|---|---|"]

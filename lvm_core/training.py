@@ -162,6 +162,20 @@ def _snapshot(module: nn.Module | None) -> dict | None:
     return None if module is None else {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def principal_coordinates(X: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """Each point's whitened coordinates along the data's top principal axes: (n, latent_dim), zero-padded.
+
+    The starting phi_i of the notes' algorithm: all phi_i at the prior's 0 would be interchangeable, the decoder would
+    see the same q for every point and learn only the mean (measured: no gain over one Gaussian in 1,000 steps).
+    """
+    centred = X - X.mean(0)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    m = min(latent_dim, vh.shape[0])
+    coords = centred @ vh[:m].T / (s[:m] / math.sqrt(max(X.shape[0] - 1, 1))).clamp_min(1e-8)  # (n, m)
+    pad = torch.zeros(X.shape[0], latent_dim - m, dtype=X.dtype, device=X.device)
+    return torch.cat([coords, pad], 1)
+
+
 def held_out_log_lik(model, X: torch.Tensor, resolution: int | None = None) -> float:
     """mean_i log p(x_i) by quadrature (exact to ~1e-4 nats at the default resolution), nats per point."""
     return float(exact_log_marginal(model, X, resolution=resolution).mean())
@@ -235,8 +249,8 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
     params = list(model.parameters()) + (list(encoder.parameters()) if objective != "local" else [])
     opt = torch.optim.Adam(params, lr=lr)
     if objective == "local":
-        history.phi_loc = torch.zeros(n, model.latent_dim, dtype=model.dtype, device=dev)
-        history.phi_log_scale = torch.zeros_like(history.phi_loc)
+        history.phi_loc = principal_coordinates(X, model.latent_dim)
+        history.phi_log_scale = torch.full_like(history.phi_loc, -1.0)
     good = (_snapshot(model), _snapshot(encoder))  # the last weights known to give a finite, sane bound
     best_window = best_bound = -math.inf
 
