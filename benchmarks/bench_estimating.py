@@ -42,7 +42,7 @@ def bench_page(repeats: int) -> dict[str, list[float]]:
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/estimating.py").run()
+    at.switch_page("views/estimating.py").run()
     assert not at.exception, at.exception
     assert at.select_slider(key="est_k").value == K and at.slider(key="est_R").value == TRIALS
 

@@ -50,7 +50,7 @@ def bench_page_step(repeats: int) -> tuple[list[float], list[float], list[float]
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params.update({"mx_preset": "Overlapping blobs", "mx_n": str(N), "mx_K": str(K)})
     at.run()
-    at.switch_page("pages/mixtures.py").run()
+    at.switch_page("views/mixtures.py").run()
     assert not at.exception, at.exception
     at.button(key="mx_step").click().run()  # warm caches
     steps = timed(lambda: at.button(key="mx_step").click().run(), repeats)

@@ -1,5 +1,6 @@
 """Shared fixtures: AppTest for pages, a live Streamlit server, a Chromium page, and the screenshot folder."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -32,7 +33,7 @@ APP_RUN_TIMEOUT_MS = 90_000  # a page's first run in the browser (cold caches, m
 
 @pytest.fixture
 def app_test():
-    """factory: app_test("pages/x.py", query_params={"seed": "3"}) -> an AppTest of app.py on that page, already run"""
+    """factory: app_test("views/x.py", query_params={"seed": "3"}) -> an AppTest of app.py on that page, already run"""
 
     def make(page_path: str, query_params: dict[str, str] | None = None):
         from streamlit.testing.v1 import AppTest
@@ -40,7 +41,7 @@ def app_test():
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
         at.query_params.update(query_params or {})
         at.run()  # the default page (home); AppTest resolves st.navigation's pages only after a first run
-        if page_path != "pages/home.py":
+        if page_path != "views/home.py":
             # note: after switch_page, AppTest 1.67 leaves app.py's sidebar widgets out of its element tree
             at.switch_page(page_path).run()
         return at
@@ -65,11 +66,11 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def streamlit_server(tmp_path_factory):
-    """start `streamlit run app.py` on a free port for the whole session; yields the base URL"""
+@contextlib.contextmanager
+def serve_app(log_dir: Path):
+    """run `streamlit run app.py` on a free port until the block ends; yields the base URL"""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log_path = log_dir / f"server-{port}.log"
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
     # no file watcher: other engineers edit files while tests run, and a reload mid-test would flake
     command += ["--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
@@ -90,6 +91,13 @@ def streamlit_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory):
+    """one app server for the whole session; yields the base URL"""
+    with serve_app(tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

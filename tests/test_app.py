@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui import state
-from ui.pages import ALL_PAGES, PAGES
+from ui.pages import PAGES
 from ui.query import invalid_query_params
 
 
@@ -15,13 +15,13 @@ def test_every_registered_page_runs_without_exception(app_test, page):
 
 
 def test_registry_has_home_first_and_unique_url_paths():
-    assert PAGES[0].path == "pages/home.py" and PAGES[0].url_path == ""
-    assert len({p.url_path for p in ALL_PAGES}) == len(ALL_PAGES)
-    assert all(p.icon.startswith(":material/") for p in ALL_PAGES)
+    assert PAGES[0].path == "views/home.py" and PAGES[0].url_path == ""
+    assert len({p.url_path for p in PAGES}) == len(PAGES)
+    assert all(p.icon.startswith(":material/") for p in PAGES)
 
 
 def test_home_page_shows_four_steps_with_equations_and_a_chart(app_test):
-    at = app_test("pages/home.py")
+    at = app_test("views/home.py")
     assert len(at.latex) == 4
     assert at.get("plotly_chart"), "the home page should show its live mixture figure"
 
@@ -47,14 +47,14 @@ def test_non_numeric_params_kept_unless_they_look_like_a_non_finite_number():
 
 @pytest.mark.parametrize("value", ["inf", "1e400", "abc"])
 def test_app_survives_bad_seed_in_url_and_falls_back_to_default(app_test, value):
-    at = app_test("pages/home.py", query_params={state.SEED: value})
+    at = app_test("views/home.py", query_params={state.SEED: value})
     assert not at.exception
     assert at.slider(key=state.SEED).value == 0
     assert state.SEED not in at.query_params
 
 
 def test_valid_seed_in_url_is_used(app_test):
-    at = app_test("pages/home.py", query_params={state.SEED: "17"})
+    at = app_test("views/home.py", query_params={state.SEED: "17"})
     assert at.slider(key=state.SEED).value == 17
 
 
@@ -79,7 +79,7 @@ st.number_input("k", value=1, step=1, key="k", bind="query-params")
 
 
 def test_resample_button_advances_the_seed_itself(app_test):
-    at = app_test("pages/home.py", query_params={state.SEED: "5"})
+    at = app_test("views/home.py", query_params={state.SEED: "5"})
     assert at.session_state[state.SEED] == 5
     at.button(key="sidebar_resample").click().run()
     assert not at.exception
@@ -87,6 +87,6 @@ def test_resample_button_advances_the_seed_itself(app_test):
 
 
 def test_presentation_mode_toggles_from_url(app_test):
-    at = app_test("pages/home.py", query_params={state.PRESENTATION: "true"})
+    at = app_test("views/home.py", query_params={state.PRESENTATION: "true"})
     assert not at.exception
     assert at.toggle(key=state.PRESENTATION).value is True

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.conftest import serve_app, wait_for_app
 from ui.pages import PAGES
 
 pytestmark = pytest.mark.browser
@@ -51,3 +52,16 @@ def test_presentation_mode_enlarges_text(open_app):
     page = open_app("", "?presentation=true")
     large = page.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
     assert large > normal
+
+
+def test_a_bookmarked_deep_link_on_a_fresh_server_runs_the_whole_app(browser_page, tmp_path):
+    # the first request a fresh server sees is a deep link: the app shell (sidebar seed, URL cleaning) must run, not
+    # the page script alone (what Streamlit does when it finds a pages/ folder; ours is views/ for that reason)
+    with serve_app(tmp_path) as url:
+        browser_page.goto(f"{url}/mixtures?seed=inf")
+        wait_for_app(browser_page)
+        assert browser_page.locator(EXCEPTION).count() == 0
+        sidebar = browser_page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_text("Seed").count() >= 1
+        assert sidebar.get_by_text("Estimating p(x)").count() == 1  # st.navigation's registry, not auto-discovery
+        assert "seed=inf" not in browser_page.url

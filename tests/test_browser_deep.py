@@ -21,7 +21,6 @@ def _screenshot(page, screenshot_dir, name: str) -> None:
 
 
 def test_deep_page_draws_the_mixture_and_trains_a_short_run(open_app, screenshot_dir):
-    open_app("")  # the home page first, so a fresh server has registered every page
     page = open_app("deep-lvm", "?dl_seed_noise=0.2&dl_steps=150")
     assert page.locator(EXCEPTION).count() == 0
     page.wait_for_selector(PLOTLY_SVG)
@@ -38,7 +37,6 @@ def test_deep_page_draws_the_mixture_and_trains_a_short_run(open_app, screenshot
 
 
 def test_stop_button_ends_a_long_run_and_keeps_the_best_model(open_app, screenshot_dir):
-    open_app("")
     page = open_app("deep-lvm", "?dl_steps=5000")
     page.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_selector('[data-testid="stProgress"]', timeout=120_000)

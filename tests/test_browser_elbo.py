@@ -12,8 +12,6 @@ EXCEPTION = '[data-testid="stException"]'
 
 
 def _open(open_app, query: str = ""):
-    # visit home first: on a cold server a deep link is served by the pages/-directory fallback until app.py ran once
-    open_app("")
     return open_app("elbo", query)
 
 

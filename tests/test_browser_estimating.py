@@ -14,9 +14,6 @@ METRIC = '[data-testid="stMetricValue"]'
 
 
 def _open(open_app, query: str = ""):
-    # Visit home first: on a cold server a deep link to /estimating is served by Streamlit's pages/-directory
-    # fallback (without app.py's navigation and sidebar) until app.py has run once. Reported to the lead.
-    open_app("")
     return open_app("estimating", query)
 
 

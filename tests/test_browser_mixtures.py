@@ -32,7 +32,6 @@ def _n_points(page) -> int:
 
 
 def test_mixtures_page_draws_its_charts_and_step_advances_em(open_app, screenshot_dir):
-    open_app("")  # the home page first: see the note on fresh servers in the mixtures helper's report
     page = open_app("mixtures", "?mx_preset=Overlapping+blobs&mx_K=4&mx_init=random+data+points")
     assert page.locator(EXCEPTION).count() == 0
     page.wait_for_selector(PLOTLY_SVG)
@@ -51,7 +50,6 @@ def test_mixtures_page_draws_its_charts_and_step_advances_em(open_app, screensho
 
 
 def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
-    open_app("")
     page = open_app("mixtures", "?mx_click=add+points")  # select boxes and segmented controls bind their labels
     before = _n_points(page)
     chart = page.locator(".js-plotly-plot").first
@@ -69,7 +67,6 @@ def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
 
 
 def test_a_box_drag_in_delete_mode_deletes_the_points_inside(open_app, screenshot_dir):
-    open_app("")
     page = open_app("mixtures", "?mx_click=delete+points")
     before = _n_points(page)
     chart = page.locator(".js-plotly-plot").first

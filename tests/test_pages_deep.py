@@ -10,7 +10,7 @@ from lvm_core.training import save_lvm
 from tests.conftest import APPTEST_TIMEOUT, ROOT
 from ui import state
 
-PAGE = "pages/deep_lvm.py"
+PAGE = "views/deep_lvm.py"
 
 
 def _errors(at):

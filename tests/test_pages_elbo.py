@@ -10,7 +10,7 @@ import pytest
 
 from ui import state
 
-PAGE = "pages/elbo.py"
+PAGE = "views/elbo.py"
 LINEAR = "Linear-Gaussian (closed form)"  # select boxes bind their displayed label to the URL
 
 

@@ -12,7 +12,7 @@ import torch
 from lvm_core import experiments as ex
 from ui import state
 
-PAGE = "pages/estimating.py"
+PAGE = "views/estimating.py"
 ESTIMATORS = ["naive MC (uniform box)", "prior sampling", "importance sampling"]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ui import state
 
-PAGE = "pages/mixtures.py"
+PAGE = "views/mixtures.py"
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_the_view_survives_a_page_switch(page):
     at = page
     at.slider(key="mx_K").set_value(4).run()
     at.button(key="mx_step").click().run()
-    at.switch_page("pages/home.py").run()
+    at.switch_page("views/home.py").run()
     at.switch_page(PAGE).run()
     assert not at.exception
     assert metric(at, "EM iteration") == "1" and at.session_state[state.FITTED_MIXTURE].latent_dim == 4

@@ -1,9 +1,6 @@
 """The page registry: app.py builds st.navigation from it, and the tests visit every entry."""
 
 from dataclasses import dataclass
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent  # the repository root, where app.py lives
 
 
 @dataclass(frozen=True)
@@ -16,16 +13,17 @@ class PageEntry:
     url_path: str
 
 
-ALL_PAGES = [
-    PageEntry("pages/home.py", "Home", ":material/home:", ""),
-    PageEntry("pages/mixtures.py", "Shallow mixtures", ":material/scatter_plot:", "mixtures"),
-    PageEntry("pages/deep_lvm.py", "Deep latent variable models", ":material/neurology:", "deep-lvm"),
-    PageEntry("pages/estimating.py", "Estimating p(x)", ":material/functions:", "estimating"),
-    PageEntry("pages/elbo.py", "ELBO and variational inference", ":material/trending_up:", "elbo"),
+# Page scripts live in views/, not pages/: Streamlit auto-discovers a pages/ folder next to app.py, and a bookmarked
+# deep link (/mixtures?...) opened first on a fresh server then runs the page alone, without app.py's sidebar and URL
+# cleaning (PagesManager falls back to the pages-directory mode until st.navigation has run once).
+PAGES = [
+    PageEntry("views/home.py", "Home", ":material/home:", ""),
+    PageEntry("views/mixtures.py", "Shallow mixtures", ":material/scatter_plot:", "mixtures"),
+    PageEntry("views/deep_lvm.py", "Deep latent variable models", ":material/neurology:", "deep-lvm"),
+    PageEntry("views/estimating.py", "Estimating p(x)", ":material/functions:", "estimating"),
+    PageEntry("views/elbo.py", "ELBO and variational inference", ":material/trending_up:", "elbo"),
 ]
 
-# Topic pages are written in parallel: register only those whose file exists (to become static once all exist).
-PAGES = [p for p in ALL_PAGES if (ROOT / p.path).exists()]
 
 
 def page_exists(url_path: str) -> bool:

@@ -194,7 +194,7 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
     if missing:
         with c1:
             for k in missing:
-                page, what = ("pages/deep_lvm.py", "train a deep LVM") if k == "deep" else ("pages/mixtures.py",
+                page, what = ("views/deep_lvm.py", "train a deep LVM") if k == "deep" else ("views/mixtures.py",
                                                                                           "fit a mixture")
                 try:
                     st.page_link(page, label=f"To use it here, {what} on its page", icon=":material/arrow_forward:")

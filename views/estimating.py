@@ -310,7 +310,7 @@ def estimates_section() -> None:
                    "toward it as k grows. For importance sampling this curve is the **IWAE bound** L_k; at k = 1 "
                    "it is the ELBO.")
         try:
-            st.page_link("pages/elbo.py", label="The ELBO and variational inference", icon=":material/trending_up:")
+            st.page_link("views/elbo.py", label="The ELBO and variational inference", icon=":material/trending_up:")
         except Exception:  # noqa: BLE001 - the ELBO page is written in parallel and may not be registered yet
             st.caption("The ELBO page explains the bound at k = 1.")
 

@@ -19,7 +19,7 @@ from ui import state
 from ui.selection import model_and_point
 from ui.sidebar import page_seed, presentation_scale
 
-PLAY_TICK_S = 0.2  # one animation frame per tick while playing (5 frames per second)
+PLAY_TICK_S = 0.1  # a frame is requested every tick and comes as soon as the last one is done (target >= 5 fps)
 LRS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 KS = [1, 2, 4, 8, 16, 32, 64, 128]
 # select boxes bind their displayed option to the URL, so the options are short, readable words
@@ -313,7 +313,7 @@ def amortization() -> None:
     if encoder is None or trained.get("model") is None:
         st.info("This needs a VAE (a deep LVM trained with the ELBO or IWAE objective, which trains an encoder).",
                 icon=":material/info:")
-        st.page_link("pages/deep_lvm.py", label="Train one on the deep-LVM page", icon=":material/arrow_forward:")
+        st.page_link("views/deep_lvm.py", label="Train one on the deep-LVM page", icon=":material/arrow_forward:")
         return
     dm = trained["model"]
     if dm.latent_dim > 2:
