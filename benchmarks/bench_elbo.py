@@ -67,7 +67,7 @@ def apptest_rerun(query: dict[str, str], runs: int = 5) -> float:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params.update(query)
     at.run()
-    at.switch_page("pages/elbo.py").run()
+    at.switch_page("views/elbo.py").run()
     at.button(key="elbo_play").click().run()
     times = []
     for _ in range(runs):
@@ -96,7 +96,7 @@ def main() -> None:
         "# ELBO page: Play's frame rate",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads available (per-point work runs on 1: inference.cpu_threads), "
+        f"{torch.get_num_threads()} torch threads available (per-point work runs on 1: estimators.cpu_threads), "
         "a 2-core machine shared with other jobs. Medians over "
         f"{FRAMES} frames of {STEPS_PER_FRAME} steps each (the page's default), q starting at location 2.",
         "",

@@ -14,6 +14,7 @@ from torch.distributions import MultivariateNormal, Normal, StudentT
 
 from lvm_core.estimators import (
     adapt_latent_grid,
+    cpu_threads,
     crn_uniforms,
     effective_sample_size,
     estimator_summary,
@@ -24,7 +25,6 @@ from lvm_core.estimators import (
     uniform_to_gaussian,
     uniform_to_student_t,
 )
-from lvm_core.inference import cpu_threads
 
 # z-grid points per axis for the display density of a continuous model without a closed form (1-D, 2-D latent)
 DISPLAY_Z_RESOLUTION = {1: 601, 2: 61}

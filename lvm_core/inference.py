@@ -9,7 +9,15 @@ import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from lvm_core.estimators import adapt_latent_grid, elbo, exact_log_marginal, quadrature_elbo, quadrature_kl, seeded
+from lvm_core.estimators import (
+    adapt_latent_grid,
+    cpu_threads,
+    elbo,
+    exact_log_marginal,
+    quadrature_elbo,
+    quadrature_kl,
+    seeded,
+)
 
 
 class LocalGaussian(nn.Module):
@@ -56,24 +64,6 @@ def frozen(module: nn.Module):
     finally:
         for p, flag in zip(module.parameters(), flags, strict=True):
             p.requires_grad_(flag)
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None = 1):
-    """Run the body with torch on n CPU threads (None: unchanged), restoring the count afterwards.
-
-    Per-point phi works on tiny tensors: on a busy 2-core machine OpenMP's second thread makes them 5-20x slower
-    (measured: amortisation gaps of 100 points 125 s with 2 threads, 25 s with 1). Same idea as
-    training.cpu_threads, repeated here because training imports this module.
-    """
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:

@@ -29,7 +29,7 @@ def _standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * LOG_2PI)
 
 
-def _diag_normal_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+def diag_normal_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """log N(x; loc, diag(exp(log_scale))^2), summed over the last axis; broadcasts like arithmetic."""
     # written out rather than through Normal(...) to skip argument validation on the hot path
     return -0.5 * (((x - loc) * torch.exp(-log_scale)).pow(2) + 2.0 * log_scale + LOG_2PI).sum(-1)
@@ -64,7 +64,7 @@ class LatentVariableModel(nn.Module):
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z); x: (batch, data_dim), z: (..., batch, latent_dim) -> (..., batch)."""
         loc, log_scale = self.decode(z)
-        return _diag_normal_log_prob(x, loc, log_scale)
+        return diag_normal_log_prob(x, loc, log_scale)
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z) = log p(z) + log p(x | z) -> (..., batch)."""
@@ -177,7 +177,7 @@ class SeedLVM(LatentVariableModel):
         return loc, log_scale
 
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 
 
 class MLPLVM(LatentVariableModel):
@@ -190,8 +190,8 @@ class MLPLVM(LatentVariableModel):
                  activation: str = "tanh", min_scale: float = 1e-3, max_scale: float = 10.0, seed: int = 0,
                  dtype: torch.dtype = torch.float32):
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if depth < 1 or hidden < 1:
             raise ValueError("depth and hidden must be at least 1")
         if not 0 < min_scale < 1 < max_scale:
@@ -204,7 +204,7 @@ class MLPLVM(LatentVariableModel):
             torch.manual_seed(seed)  # initial theta is a function of the seed alone: nn.Linear draws it when built
             layers, width = [], latent_dim
             for _ in range(depth):
-                layers += [nn.Linear(width, hidden), _ACTIVATIONS[activation]()]
+                layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
                 width = hidden
             layers.append(nn.Linear(width, 2 * data_dim))
             self.net = nn.Sequential(*layers).to(dtype)

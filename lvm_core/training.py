@@ -12,7 +12,6 @@ the callback says so, and stops a diverging run (NaN / exploding bound) restorin
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import math
@@ -24,9 +23,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lvm_core.estimators import exact_log_marginal, log_mean_exp, seeded
+from lvm_core.estimators import cpu_threads, exact_log_marginal, log_mean_exp, seeded
 from lvm_core.inference import frozen
-from lvm_core.models import _ACTIVATIONS, MLPLVM, SeedLVM, _diag_normal_log_prob
+from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, diag_normal_log_prob
 
 OBJECTIVES = ("elbo", "iwae", "local")
 FORMAT = "lvm-lab/deep-lvm/1"
@@ -40,15 +39,15 @@ class Encoder(nn.Module):
     def __init__(self, data_dim: int = 2, latent_dim: int = 2, hidden: int = 64, depth: int = 2,
                  activation: str = "tanh", seed: int = 0, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.data_dim, self.latent_dim = data_dim, latent_dim
         self.config = dict(data_dim=data_dim, latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 7919)  # psi's initial values from the seed alone, and not theta's copy
             layers, width = [], data_dim
             for _ in range(depth):
-                layers += [nn.Linear(width, hidden), _ACTIVATIONS[activation]()]
+                layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
                 width = hidden
             layers.append(nn.Linear(width, 2 * latent_dim))
             self.net = nn.Sequential(*layers).to(dtype)
@@ -69,7 +68,7 @@ def _log_weight_terms(model, x, loc, log_scale, k: int) -> tuple[torch.Tensor, t
     """(log p(x | z_j), log p(z_j) - log q(z_j)), each (k, batch), with z_j = loc + sigma * eps_j reparameterised."""
     eps = torch.randn(k, *loc.shape, dtype=loc.dtype, device=loc.device)  # (k, batch, latent_dim)
     z = loc + torch.exp(log_scale) * eps
-    return model.log_likelihood(x, z), model.log_prior(z) - _diag_normal_log_prob(z, loc, log_scale)
+    return model.log_likelihood(x, z), model.log_prior(z) - diag_normal_log_prob(z, loc, log_scale)
 
 
 def _log_weights(model, x, loc, log_scale, k: int, beta: float = 1.0) -> torch.Tensor:
@@ -179,23 +178,6 @@ def principal_coordinates(X: torch.Tensor, latent_dim: int) -> torch.Tensor:
 def held_out_log_lik(model, X: torch.Tensor, resolution: int | None = None) -> float:
     """mean_i log p(x_i) by quadrature (exact to ~1e-4 nats at the default resolution), nats per point."""
     return float(exact_log_marginal(model, X, resolution=resolution).mean())
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None):
-    """Run the body with torch using n CPU threads (None: unchanged), restoring the count afterwards.
-
-    A small MLP's matrices are too small to split: on a busy 2-core machine two threads made a training step 25x
-    slower than one (measured), so training defaults to one thread.
-    """
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def pick_device(device: str = "cpu") -> torch.device:
@@ -499,5 +481,5 @@ def dense_mixture_log_density(model, x: torch.Tensor, per_axis: int | None = Non
     out = []
     for i in range(0, x.shape[0], step):
         xb = x[i:i + step, None, :]  # (b, 1, data_dim) against (m, data_dim)
-        out.append(torch.logsumexp(log_w + _diag_normal_log_prob(xb, loc, log_scale), dim=-1))
+        out.append(torch.logsumexp(log_w + diag_normal_log_prob(xb, loc, log_scale), dim=-1))
     return torch.cat(out)
