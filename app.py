@@ -6,11 +6,15 @@ import pandas  # noqa: F401
 import plotly.express  # noqa: F401
 import sklearn.mixture  # noqa: F401
 import streamlit as st
-import torch  # noqa: F401
+import torch
 
 from ui.pages import PAGES
 from ui.query import clean_query_params
 from ui.sidebar import render_sidebar
+
+# One intra-op thread per computation: our tensors are small, and on a 2-core machine shared by several sessions a
+# second OpenMP thread made them 5-25x slower (measured in benchmarks/); sessions also stop fighting over a global.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="LVM Lab", page_icon=":material/blur_on:", layout="wide")
 

@@ -15,7 +15,7 @@ FITTED_MIXTURE = "fitted_mixture"  # GaussianMixtureLVM built from the current f
 MIXTURE_FIT = "mixture_fit"  # the fitted sklearn GaussianMixture and its fit state (K, EM step, restarts)
 
 # deep latent variable models
-TRAINED_LVM = "trained_lvm"  # dict: model, config, encoder (or None), data, history of the last training run
+TRAINED_LVM = "trained_lvm"  # dict: model, encoder (or None), config, history, data = {train, test, eval, mean, std}
 TRAINING_RUNS = "training_runs"  # list of dicts: past runs (config + history) kept for comparison
 
 # estimating p(x) and the ELBO
