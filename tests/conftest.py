@@ -125,11 +125,21 @@ def browser_page(browser):
     context.close()
 
 
+CHARTS_DRAWN = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    if (!main || main.querySelector('[data-testid="stSkeleton"]')) return false;
+    return [...main.querySelectorAll('.stPlotlyChart')].every(c => c.querySelector('.js-plotly-plot svg.main-svg'));
+}"""
+
+
 def wait_for_app(page) -> None:
     """wait until the script has finished running (Streamlit marks the app root) and the page has settled"""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=APP_RUN_TIMEOUT_MS)
     page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(1000)  # plotly draws after the script run ends
+    # Lazily loaded elements (plotly's bundle) show a skeleton until their code has arrived, and plotly draws after
+    # the run ends: wait until no skeleton is left and every chart has drawn its SVG, not for a fixed time.
+    page.wait_for_function(CHARTS_DRAWN, timeout=APP_RUN_TIMEOUT_MS)
+    page.wait_for_timeout(300)  # the last relayout
 
 
 @pytest.fixture
