@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lvm_core import gmm  # noqa: E402
 from lvm_core.datasets import make_dataset, standardize, train_test_split_points  # noqa: E402
-from lvm_core.models import MLPLVM, _diag_normal_log_prob  # noqa: E402
+from lvm_core.models import MLPLVM, diag_normal_log_prob  # noqa: E402
 from lvm_core.training import Encoder, held_out_log_lik, train_lvm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "deep.md"
@@ -47,7 +47,7 @@ def plain_loop(model, encoder, X, steps, lr, batch_size, seed, grad_clip=100.0):
         out = encoder.net(x)
         loc, log_scale = out[:, :2], out[:, 2:].clamp(-7.0, 2.0)
         z = loc + torch.exp(log_scale) * torch.randn(1, *loc.shape)
-        value = (model.log_joint(x, z) - _diag_normal_log_prob(z, loc, log_scale)).mean()
+        value = (model.log_joint(x, z) - diag_normal_log_prob(z, loc, log_scale)).mean()
         opt.zero_grad(set_to_none=True)
         (-value).backward()
         float(torch.nn.utils.clip_grad_norm_(params, grad_clip))

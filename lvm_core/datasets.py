@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {
         Preset("overlapping", "Overlapping blobs", 1.0, "three round clusters that overlap"),
         Preset("anisotropic", "Anisotropic (stretched) clusters", 0.5, "three clusters stretched by a linear map"),
         Preset("unequal_variances", "Unequal variances", 0.6, "three clusters with very different spreads"),
-        Preset("two_moons", "Two moons", 0.08, "two interleaving half circles"),
+        Preset("two_moons", "Two moons", 0.05, "two interleaving half circles"),
         Preset("rings", "Rings", 0.06, "two concentric circles"),
         Preset("pinwheel", "Pinwheel", 0.3, "five curved arms around the origin"),
     ]
