@@ -49,6 +49,23 @@ def app_test():
     return make
 
 
+@pytest.fixture
+def downloads(monkeypatch):
+    """downloads(button) -> the bytes an AppTest download button serves (captured as Streamlit stores them)"""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    saved = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        saved[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return lambda button: next(data for file_id, data in saved.items() if file_id in button.proto.url)
+
+
 # ----------------------------------------------------------------------------------------------- live server, browser
 
 

@@ -101,23 +101,10 @@ def test_presets_load_their_location_and_scale(page):
         assert at.slider(key="est_qlsc_0").value == pytest.approx(round(math.log10(scale[0]), 2), abs=1e-9), preset
 
 
-def test_csv_download_holds_r_rows_per_estimator(app_test, monkeypatch):
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    saved = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        saved[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+def test_csv_download_holds_r_rows_per_estimator(app_test, downloads):
     at = app_test(PAGE, {"est_R": "30", "est_k": "200"})
     assert not at.exception
-    url = at.get("download_button")[0].proto.url
-    data = next(v for key, v in saved.items() if key in url)
-    df = pd.read_csv(io.BytesIO(data))
+    df = pd.read_csv(io.BytesIO(downloads(at.get("download_button")[0])))
     assert df.groupby("estimator").size().to_dict() == {"naive": 30, "prior": 30, "importance": 30}
     assert (df["k"] == 200).all()
     t = table(at)

@@ -1,10 +1,13 @@
 """AppTest of the shallow-mixtures page: every control works and changes what it should, bad files keep the data."""
 
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from lvm_core import gmm
 from ui import state
 
 PAGE = "views/mixtures.py"
@@ -127,6 +130,48 @@ def test_bad_csv_shows_an_error_and_keeps_the_data_and_a_good_one_replaces_it(pa
     assert not at.error and at.session_state[state.FITTED_MIXTURE].latent_dim == 2
     at.button(key="mx_back_to_preset").click().run()
     np.testing.assert_array_equal(at.session_state[state.DATASET], X0)
+
+
+def test_download_serves_the_current_data_after_an_upload(downloads, page):  # capture first, then run
+    at = page
+    button = next(b for b in at.get("download_button") if b.key == "mx_download")
+    preset = pd.read_csv(io.BytesIO(downloads(button)))
+    np.testing.assert_allclose(preset.to_numpy(), at.session_state[state.DATASET], rtol=1e-12)
+    at.file_uploader(key="mx_upload").upload("mine.csv", b"a,b\n0,0\n1,1\n3,0\n0,4\n2,2\n", "text/csv")
+    at.run()
+    button = next(b for b in at.get("download_button") if b.key == "mx_download")
+    mine = pd.read_csv(io.BytesIO(downloads(button)))
+    np.testing.assert_array_equal(mine.to_numpy(), [[0, 0], [1, 1], [3, 0], [0, 4], [2, 2]])
+
+
+def test_degenerate_data_get_an_explanation_and_the_data_stay(page):
+    at = page
+    X0 = at.session_state[state.DATASET].copy()
+    at.file_uploader(key="mx_upload").upload("same.csv", b"a,b\n1,2\n1,2\n1,2\n", "text/csv")
+    at.run()
+    assert any("identical" in e.value for e in at.error) and not at.exception
+    np.testing.assert_array_equal(at.session_state[state.DATASET], X0)
+    # 6 rows but only 2 distinct points: K = 3 cannot be fitted, and the page says why
+    at.file_uploader(key="mx_upload").upload("two.csv", b"a,b\n0,0\n0,0\n0,0\n5,5\n5,5\n5,5\n", "text/csv")
+    at.run()
+    assert at.session_state[state.DATASET].shape == (6, 2)
+    assert any("only 2 distinct points" in e.value for e in at.error) and not at.exception
+    at.slider(key="mx_K").set_value(2).run()
+    assert not at.error and not at.exception and at.session_state[state.FITTED_MIXTURE].latent_dim == 2
+
+
+def test_an_em_failure_while_playing_is_explained_not_a_traceback(page, monkeypatch):
+    at = page
+    at.selectbox(key="mx_preset").set_value("overlapping").run()
+    at.selectbox(key="mx_init").set_value("random").run()
+
+    def collapse(*args, **kwargs):
+        raise gmm.MixtureFitError("The fit failed: a component collapsed onto too few points. Reduce K.")
+
+    monkeypatch.setattr(gmm, "em_extend", collapse)
+    at.button(key="mx_play").click().run()
+    assert not at.exception
+    assert any("collapsed" in e.value for e in at.error)
 
 
 def test_views_and_density_mode_change_the_chart(page):

@@ -355,7 +355,8 @@ if fit_error:
 
 gm = None
 if ss[PLAYING]:
-    st.fragment(run_every=PLAY_TICK_S)(em_views)(live=True)
+    # guarded inside the fragment: an EM failure mid-animation (a collapsing component) is explained, not a traceback
+    st.fragment(run_every=PLAY_TICK_S)(guarded)(em_views, True)
 else:
     gm = guarded(em_views, False)
 if gm is None:  # drawn inside the fragment (or failed): the rest of the page uses the iteration the slider shows
@@ -521,7 +522,8 @@ def restarts_section() -> None:
         cache["figures"] = (
             figs.restarts_histogram(result.log_likelihoods, height=height(300)),
             figs.optima_small_multiples(X, panels, height_per_row=height(230)),
-            f"{len(result.optima)} distinct optima in {R} restarts; the best reached {result.optima[0].count}x.",
+            f"{len(result.optima)} distinct optima in {R} restarts; the best reached {result.optima[0].count}x."
+            + (f" Showing the best {len(panels)} of them." if len(result.optima) > len(panels) else ""),
         )
         cache["R"], cache["height"] = R, height(1)
     hist, panels_fig, caption = cache["figures"]
