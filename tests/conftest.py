@@ -1,6 +1,8 @@
 """Shared fixtures: AppTest for pages, a live Streamlit server, a Chromium page, and the screenshot folder."""
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -10,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +50,18 @@ def app_test():
         return at
 
     return make
+
+
+def chart(at, key: str) -> dict:
+    """the plotly figure (as JSON) of the AppTest chart whose element id contains `key`"""
+    return json.loads(next(c.proto.spec for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id))
+
+
+def plotly_array(value) -> np.ndarray:
+    """a plotly array from a chart's JSON: a list, or plotly's typed-array encoding {"bdata", "dtype"}"""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
 
 
 @pytest.fixture

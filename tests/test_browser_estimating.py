@@ -10,6 +10,7 @@ from tests.conftest import wait_for_app
 pytestmark = pytest.mark.browser
 
 EXCEPTION = '[data-testid="stException"]'
+SLIDER_VALUES = "els => els.map(e => e.getAttribute('aria-valuetext') || e.innerText)"
 METRIC = '[data-testid="stMetricValue"]'
 
 
@@ -62,3 +63,25 @@ def test_estimating_slider_writes_the_url_and_2d_latent_draws(open_app, screensh
     assert page.locator(EXCEPTION).count() == 0
     assert page.get_by_text("degrees of freedom ν").count() == 1  # Student-t came from the URL
     _screenshot(page, screenshot_dir, "estimating-2d-latent")
+
+
+def test_a_bookmark_restores_q_at_the_end_of_its_range(open_app, browser):
+    # q's log-scale slider at its minimum (q 1e5 times too narrow): the URL must keep it, and opening that URL in a
+    # fresh session must show the same q, not the fitted preset (a bound widget drops a value equal to its default)
+    page = _open(open_app)
+    scale = page.get_by_role("slider", name=re.compile("scale σ1")).first
+    scale.focus()
+    scale.press("Home")
+    page.wait_for_function("() => window.location.search.includes('est_qlsc_0=-5')", timeout=60_000)
+    wait_for_app(page)
+    values = page.get_by_role("slider").evaluate_all(SLIDER_VALUES)
+    fresh = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    fresh.set_default_timeout(90_000)
+    try:
+        fresh.goto(page.url)
+        wait_for_app(fresh)
+        assert fresh.locator(EXCEPTION).count() == 0
+        restored = fresh.get_by_role("slider").evaluate_all(SLIDER_VALUES)
+        assert restored == values and any(v.strip() in ("-5", "-5.00", "−5.00") for v in values), values
+    finally:
+        fresh.context.close()

@@ -1,13 +1,12 @@
 """AppTest of the "ELBO and variational inference" page: Step advances and the gap chart updates, Reset, Play, the
 URL mirrors the controls, extreme settings stay finite and explained."""
 
-import base64
-import json
 import math
 
 import numpy as np
 import pytest
 
+from tests.conftest import chart, plotly_array
 from ui import state
 
 PAGE = "views/elbo.py"
@@ -25,20 +24,9 @@ def metric(at, label_start: str) -> str:
     return next(m.value for m in at.metric if m.label.startswith(label_start))
 
 
-def chart(at, key: str) -> dict:
-    return json.loads(next(c.proto.spec for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id))
-
-
-def array(value) -> np.ndarray:
-    """a plotly array from the chart's JSON: a list, or plotly's typed-array encoding {"bdata", "dtype"}"""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value, dtype=float)
-
-
 def exact_elbo_trace(at) -> np.ndarray:
     fig = chart(at, "elbo_gap_chart")
-    return array(next(t["y"] for t in fig["data"] if t.get("name") == "ELBO, exact"))
+    return plotly_array(next(t["y"] for t in fig["data"] if t.get("name") == "ELBO, exact"))
 
 
 def test_page_shows_identity_with_live_numbers_and_charts(page):

@@ -1,7 +1,6 @@
 """AppTest of the "Estimating p(x)" page: controls change what they should, presets, CSV, URL restore, extremes."""
 
 import io
-import json
 import math
 
 import numpy as np
@@ -10,6 +9,9 @@ import pytest
 import torch
 
 from lvm_core import experiments as ex
+from lvm_core.estimators import exact_log_marginal
+from lvm_core.models import SeedLVM
+from tests.conftest import chart, plotly_array
 from ui import state
 
 PAGE = "views/estimating.py"
@@ -31,10 +33,6 @@ def exact(at) -> float:
     return float(next(m.value for m in at.metric if m.label == "exact log p(x)").split()[0])
 
 
-def chart(at, key: str) -> dict:
-    return json.loads(next(c.proto.spec for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id))
-
-
 def changed(a: pd.DataFrame, b: pd.DataFrame) -> set[str]:
     """the estimators whose row differs between two tables"""
     return {name for name in a.index if not np.allclose(a.loc[name].to_numpy(float), b.loc[name].to_numpy(float),
@@ -44,7 +42,8 @@ def changed(a: pd.DataFrame, b: pd.DataFrame) -> set[str]:
 def test_page_renders_exact_value_table_equations_and_charts(page):
     at = page
     assert not at.error
-    assert exact(at) == pytest.approx(-2.5051, abs=1e-4)  # the seed model at x = (0.5, 0.5), by quadrature
+    reference = exact_log_marginal(SeedLVM(1, seed=0), torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+    assert exact(at) == pytest.approx(float(reference[0]), abs=1e-4)  # the seed model at x = (0.5, 0.5)
     t = table(at)
     assert list(t.index) == ESTIMATORS
     assert (t["relative RMSE"] < 0.1).all() and (t["Kish ESS (mean)"] <= 1000).all()
@@ -144,6 +143,10 @@ def test_extreme_settings_stay_finite_and_are_explained(app_test):
     at.slider(key="est_qloc_0").set_value(0.0).run()
     at.slider(key="est_qlsc_0").set_value(2.0).run()
     assert any("degenerated" in w.value for w in at.warning)
+    # and a thousand times too wide (the posterior's sd is ~1): finite numbers, still explained
+    at.slider(key="est_qlsc_0").set_value(3.0).run()
+    assert not at.exception and np.isfinite(table(at).to_numpy(float)).all()
+    assert any("degenerated" in w.value for w in at.warning)
 
 
 def test_models_from_the_other_pages_are_offered_once_they_exist(app_test):
@@ -169,3 +172,19 @@ def test_models_from_the_other_pages_are_offered_once_they_exist(app_test):
     at.selectbox(key="est_model").set_value("deep").run()
     assert not at.exception and not at.error
     assert math.isfinite(exact(at)) and len(table(at)) == 3
+
+
+def test_dimension_sweep_follows_k_and_naive_error_grows_with_d(app_test):
+    at = app_test(PAGE, {"est_k": "200", "est_R": "20", "est_model": "Linear-Gaussian (closed form)"})
+    assert not any(c.proto.id and "est_dims" in c.proto.id for c in at.get("plotly_chart"))  # off by default
+    at.toggle(key="est_dims_on").set_value(True).run()
+    assert not at.exception and not at.error
+    fig = chart(at, "est_dims")
+    naive = next(t for t in fig["data"] if t["name"].startswith("naive"))
+    rmse = plotly_array(naive["customdata"])  # relative RMSE per d = 1 ... 10
+    assert list(plotly_array(naive["x"])) == list(range(1, 11))
+    assert rmse[-1] > 3 * rmse[0]  # the curse: a box of volume 8^d misses the posterior ever more (seeded: 5.4x)
+    assert "k = 200" in fig["layout"]["yaxis"]["title"]["text"]
+    # k moves inside the estimates' fragment: the sweep below follows it (no stale k)
+    at.select_slider(key="est_k").set_value(500).run()
+    assert "k = 500" in chart(at, "est_dims")["layout"]["yaxis"]["title"]["text"]

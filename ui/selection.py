@@ -142,11 +142,6 @@ def model_samples(model_key: str, n: int, _model) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------- the widget
 
 
-def _unset_default(key: str, value) -> dict:
-    # a widget's default only while callbacks have not set its key (Streamlit warns when both are given)
-    return {} if key in st.session_state else {"value": value}
-
-
 def _on_chart_select(keys: SelectionKeys, chart_key: str) -> None:
     event = st.session_state.get(chart_key) or {}
     points = (event.get("selection") or {}).get("points") or []
@@ -269,9 +264,9 @@ def model_and_point(prefix: str, *, max_linear_latent: int = 10,
     left, right = st.columns([1.1, 2]) if show_chart else (st.container(), None)
     with left:
         a, b = st.columns(2)
-        x1 = a.number_input("x₁", -MAX_ABS_X, MAX_ABS_X, **_unset_default(keys.x1, DEFAULT_X[0]), step=0.1,
+        x1 = a.number_input("x₁", -MAX_ABS_X, MAX_ABS_X, DEFAULT_X[0], step=0.1,
                             format="%.3f", key=keys.x1, bind="query-params")
-        x2 = b.number_input("x₂", -MAX_ABS_X, MAX_ABS_X, **_unset_default(keys.x2, DEFAULT_X[1]), step=0.1,
+        x2 = b.number_input("x₂", -MAX_ABS_X, MAX_ABS_X, DEFAULT_X[1], step=0.1,
                             format="%.3f", key=keys.x2, bind="query-params")
         typical = model_samples(model_key, 64, model)[page_seed() % 64]
         st.button("A typical x (drawn from the model)", key=keys.typical, on_click=set_point,

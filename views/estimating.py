@@ -19,7 +19,7 @@ from ui.sidebar import page_seed, presentation_scale
 PREFIX = "est"
 K_OPTIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 LOC_RANGE = (-10.0, 10.0)
-LOG_SCALE_RANGE = (-5.0, 2.0)  # log10 of q's scale per axis: 1e-5 .. 100
+LOG_SCALE_RANGE = (-5.0, 3.0)  # log10 of q's scale per axis: 1e-5 .. 1000
 SHOWN = 250  # samples drawn on the latent picture (more would hide the posterior under them)
 DEGENERATE_ESS = 1.5  # mean Kish ESS below this: the weights have degenerated onto one sample
 LOW_BIAS = 0.1  # mean of p-hat / p(x) this far below 1 (and beyond 4 standard errors): q misses posterior mass
@@ -35,11 +35,6 @@ PRESET_FOR = f"{PREFIX}_preset_for"  # (model_key, point, preset name) of the la
 
 def height(h: int) -> int:
     return int(h * presentation_scale())
-
-
-def unset(key: str, value) -> dict:
-    """a widget's default only while callbacks have not set its key (Streamlit warns when both are given)"""
-    return {} if key in ss else {"value": value}
 
 
 def guarded(section, *args):
@@ -127,17 +122,24 @@ def fitted_moments() -> tuple[np.ndarray, np.ndarray, str]:
     return posterior_moments(sel.model_key, sel.point, sel.model, sel.x)
 
 
+def preset_values(name: str) -> dict[str, float]:
+    """q's slider values for a preset: {widget key: value} (a continuous latent; rounded as the sliders show them)"""
+    mean, std, _ = fitted_moments()
+    loc, scale = ex.preset_proposal(name, mean, std)
+    out = {}
+    for i in range(sel.model.latent_dim):
+        out[qkey("loc", i)] = float(np.clip(round(loc[i], 3), *LOC_RANGE))
+        out[qkey("lsc", i)] = float(np.clip(round(math.log10(scale[i]), 2), *LOG_SCALE_RANGE))
+    return out
+
+
 def apply_preset(name: str) -> None:
     """set q's sliders to a preset (a callback: runs before the sliders are drawn)"""
-    mean, std, _ = fitted_moments()
     ss[PRESET_FOR] = (sel.model_key, sel.point, name)
     if sel.model.discrete:
         ss[f"{PREFIX}_qmix"] = 1.0 if name == "prior" else 0.0
         return
-    loc, scale = ex.preset_proposal(name, mean, std)
-    for i in range(sel.model.latent_dim):
-        ss[qkey("loc", i)] = float(np.clip(round(loc[i], 3), *LOC_RANGE))
-        ss[qkey("lsc", i)] = float(np.clip(round(math.log10(scale[i]), 2), *LOG_SCALE_RANGE))
+    ss.update(preset_values(name))
 
 
 def init_proposal_sliders() -> None:
@@ -161,7 +163,7 @@ def proposal_controls() -> ex.Proposal:
             b1.button("prior", key=f"{PREFIX}_preset_prior", on_click=apply_preset, args=("prior",))
             b2.button("fitted (exact posterior)", key=f"{PREFIX}_preset_fitted", on_click=apply_preset,
                       args=("fitted",))
-        mix = c2.slider("q = (1 − λ) p(z|x) + λ p(z): λ", 0.0, 1.0, **unset(f"{PREFIX}_qmix", 0.5), step=0.01,
+        mix = c2.slider("q = (1 − λ) p(z|x) + λ p(z): λ", 0.0, 1.0, 0.5, step=0.01,
                         key=f"{PREFIX}_qmix", bind="query-params",
                         help="λ = 0 is the exact posterior (zero variance), λ = 1 the prior.")
         return ex.discrete_proposal(mean, prior, mix)
@@ -185,6 +187,10 @@ def proposal_controls() -> ex.Proposal:
         for col, name in zip(cols, ex.PRESETS, strict=True):
             col.button(name, key=f"{PREFIX}_preset_{name.replace(' ', '_')}", on_click=apply_preset, args=(name,),
                        help=PRESET_HELP[name], width="stretch")
+    # Every slider's default is the fitted preset for this model and x, passed on every run: a bound widget leaves
+    # its URL parameter out when the value equals that default, so a bookmark without it must mean "fitted" (the
+    # first visit's q), never the slider's minimum (what a missing default would be).
+    fitted = preset_values("fitted")
     holder = st.expander(f"q's location and scale on each of the {d} latent axes", expanded=True) if d > 2 \
         else st.container()
     locs, scales = [], []
@@ -194,11 +200,11 @@ def proposal_controls() -> ex.Proposal:
             cols = st.columns(2 * per_row)
             for j, i in enumerate(range(start, min(d, start + per_row))):
                 loc_key, lsc_key = qkey("loc", i), qkey("lsc", i)
-                locs.append(cols[2 * j].slider(f"location μ{i + 1}", *LOC_RANGE, **unset(loc_key, 0.0), step=0.01,
+                locs.append(cols[2 * j].slider(f"location μ{i + 1}", *LOC_RANGE, fitted[loc_key], step=0.01,
                                                key=loc_key, bind="query-params"))
-                lsc = cols[2 * j + 1].slider(f"log₁₀ scale σ{i + 1}", *LOG_SCALE_RANGE, **unset(lsc_key, 0.0),
+                lsc = cols[2 * j + 1].slider(f"log₁₀ scale σ{i + 1}", *LOG_SCALE_RANGE, fitted[lsc_key],
                                              step=0.01, key=lsc_key, bind="query-params",
-                                             help="q's scale on a log axis: 0 is 1, −3 is 0.001, 2 is 100.")
+                                             help="q's scale on a log axis: 0 is 1, −3 is 0.001, 3 is 1000.")
                 scales.append(10.0**lsc)
     return ex.Proposal(family, loc=tuple(locs), scale=tuple(scales), df=int(df))
 
@@ -364,17 +370,9 @@ def table_section(rows: list[dict], runs: dict, k: int) -> None:
         st.caption("With k = 1 each estimate is a single weight: the ESS is 1 by definition.")
 
 
-@st.fragment
-def estimates_fragment() -> None:
-    guarded(estimates_section)
-
-
-estimates_fragment()
-
 # ---------------------------------------------------------------------------------- the curse of dimensionality
 
 
-@st.fragment
 def dimension_section() -> None:
     st.header("4 · The curse of dimensionality")
     st.markdown(
@@ -400,4 +398,11 @@ def dimension_section() -> None:
     )
 
 
-guarded(dimension_section)
+@st.fragment
+def estimates_fragment() -> None:
+    """sections 2 to 4 rerun alone when k, R, the box or q move; section 4 reads k, R and the box, so it is inside"""
+    guarded(estimates_section)
+    guarded(dimension_section)
+
+
+estimates_fragment()

@@ -60,11 +60,6 @@ def guarded(section, *args):
         return None
 
 
-def unset_default(key: str, value) -> dict:
-    """A widget's default only while callbacks have not set its key (Streamlit warns when both are given)."""
-    return {} if key in ss else {"value": value}
-
-
 def fingerprint(X: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(X).tobytes(), digest_size=12).hexdigest() + f":{X.shape[0]}"
 
@@ -192,7 +187,7 @@ scrub.slider(
     "EM iteration shown",
     0,
     MAX_ITER,
-    **unset_default(ITER, 0),
+    value=0,
     key=ITER,
     bind="query-params",
     persist_state="session",
@@ -382,10 +377,10 @@ def decomposition_section() -> None:
     )
     c1, c2, c3 = st.columns([1, 1, 4])
     x1 = c1.number_input(
-        "x₁", **unset_default(PX, 0.0), step=0.1, format="%.3f", key=PX, bind="query-params", persist_state="session"
+        "x₁", value=0.0, step=0.1, format="%.3f", key=PX, bind="query-params", persist_state="session"
     )
     x2 = c2.number_input(
-        "x₂", **unset_default(PY, 0.0), step=0.1, format="%.3f", key=PY, bind="query-params", persist_state="session"
+        "x₂", value=0.0, step=0.1, format="%.3f", key=PY, bind="query-params", persist_state="session"
     )
     x = np.array([x1, x2], dtype=float)
     terms = gmm.decompose_density(gm, x)  # (K,)
