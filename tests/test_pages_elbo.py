@@ -1,9 +1,11 @@
 """AppTest of the "ELBO and variational inference" page: Step advances and the gap chart updates, Reset, Play, the
 URL mirrors the controls, extreme settings stay finite and explained."""
 
+import io
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import chart, plotly_array
@@ -118,7 +120,7 @@ def test_extreme_settings_stay_finite_and_explained(app_test, query):
     assert isinstance(at.session_state[state.ELBO_PHI_STATE], dict)
 
 
-def test_amortization_section_splits_the_encoders_gap(page):
+def test_amortization_section_splits_the_encoders_gap(downloads, page):
     from lvm_core.models import MLPLVM
     from lvm_core.training import Encoder
 
@@ -137,3 +139,11 @@ def test_amortization_section_splits_the_encoders_gap(page):
     approximation = float(metric(at, "mean approximation gap").split()[0])
     assert amortization > -0.01 and approximation > -0.01  # both are gaps: non-negative up to optimiser noise
     assert any("elbo_gap_dist" in c.proto.id for c in at.get("plotly_chart"))
+    # per point: the three numbers on the chart and in the CSV, whose gaps add up to log p(x) - encoder ELBO
+    names = {t.get("name") for t in chart(at, "elbo_gap_points")["data"]}
+    assert {"ELBO, encoder q", "ELBO, per-point optimised q*", "log p(x), exact"} <= names
+    rows = pd.read_csv(io.BytesIO(downloads(next(b for b in at.get("download_button") if b.key == "elbo_amort_csv"))))
+    assert len(rows) == 10
+    np.testing.assert_allclose(rows.amortization_gap + rows.approximation_gap, rows.log_px - rows.elbo_encoder,
+                               atol=1e-9)
+    assert rows.amortization_gap.mean() == pytest.approx(amortization, abs=1e-3)

@@ -138,6 +138,33 @@ def gap_distributions(amortization: np.ndarray, approximation: np.ndarray, heigh
     return style_figure(fig, x_title="gap per held-out point (nats)", y_title="points", height=height)
 
 
+def per_point_gaps(log_px: np.ndarray, elbo_encoder: np.ndarray, elbo_optimized: np.ndarray,
+                   height: int = 340) -> go.Figure:
+    """Each held-out point's three numbers (nats), points sorted by log p(x): the encoder's ELBO, the ELBO after
+    per-point optimisation of phi and the exact log p(x), joined by a thin line per point so both gaps can be read
+    off each point: encoder -> optimised is the amortisation gap, optimised -> log p(x) the approximation gap."""
+    log_px, enc, opt = (np.asarray(v, float) for v in (log_px, elbo_encoder, elbo_optimized))
+    order = np.argsort(log_px)
+    rank = np.arange(1, len(order) + 1)
+    fig = go.Figure()
+    # one vertical segment per point (None breaks the line between points)
+    lo, hi = np.minimum(enc, opt)[order], np.maximum(log_px, opt)[order]
+    xs = np.repeat(rank, 3).astype(object)
+    ys = np.column_stack([lo, hi, np.full(len(rank), np.nan)]).ravel().astype(object)
+    xs[2::3] = None
+    ys[2::3] = None
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=PALETTE["data"], width=1), showlegend=False,
+                             hoverinfo="skip"))
+    for name, values, color, symbol in (("ELBO, encoder q", enc, PALETTE["gap"], "circle"),
+                                        ("ELBO, per-point optimised q*", opt, PALETTE["elbo"], "diamond"),
+                                        ("log p(x), exact", log_px, PALETTE["truth"], "line-ew-open")):
+        fig.add_trace(go.Scatter(x=rank, y=values[order], mode="markers", name=name,
+                                 marker=dict(color=color, symbol=symbol, size=9 if symbol == "line-ew-open" else 6,
+                                             line=dict(color=color, width=2)),
+                                 hovertemplate="point %{x}<br>%{y:.4f} nats<extra>" + name + "</extra>"))
+    return style_figure(fig, x_title="held-out point (sorted by log p(x))", y_title="nats", height=height)
+
+
 def learning_figure(log_lik: np.ndarray, elbo_after: np.ndarray, inner_trace: np.ndarray | None,
                     reference_log_lik: float | None = None, height: int = 360) -> go.Figure:
     """The notes' learning loop. Left: the model's exact mean log-likelihood per theta step (and the data-generating
