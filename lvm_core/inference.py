@@ -133,22 +133,29 @@ def local_from_distribution(q: torch.distributions.Distribution, full_covariance
 
 def exact_elbo_and_kl(model, x: torch.Tensor, q: torch.distributions.Distribution,
                       resolution: int | None = None, log_px: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """log p(x), ELBO(q) and KL(q || p(z|x)), each computed independently, and the identity's residual.
+    """log p(x), ELBO(q) and KL(q || p(z|x)), each computed exactly, and the identity's residual.
 
-    residual = log p(x) - ELBO - KL, which is 0 in exact arithmetic: its size checks all three computations.
-    1-/2-D latents by quadrature (estimators.quadrature_elbo / quadrature_kl); any latent dimension of a model with a
-    closed-form posterior (linear-Gaussian) in closed form. Each value is (batch,). ``resolution``: grid points per
-    axis of the expectations under q (None: the estimators' defaults; LIVE_RESOLUTION_2D suffices for a Gaussian q
-    on a 2-D latent and is several times faster). ``log_px``: pass the exact log p(x) when already known (it does
-    not depend on q; at full resolution it is the costly part).
+    residual = log p(x) - ELBO - KL, which is 0 in exact arithmetic. With a closed-form posterior (linear-Gaussian)
+    the three are independent: log p(x) and the KL in closed form, the ELBO by quadrature under q (1-/2-D latents;
+    closed form beyond), so the residual checks all three. Otherwise p(z|x) is known only as p(x, z) / p(x): the KL
+    (estimators.quadrature_kl, on a finer grid) uses the exact log p(x), which cancels in the residual, and the
+    residual checks the ELBO's quadrature (E_q[log p(x, z)] + H(q)) against the KL's (E_q[log q - log p(x, z)]).
+    Each value is (batch,). ``resolution``: grid points per axis of the expectations under q (None: the estimators'
+    defaults; LIVE_RESOLUTION_2D suffices for a Gaussian q on a 2-D latent and is several times faster).
+    ``log_px``: pass the exact log p(x) when already known (it does not depend on q; at full resolution it is the
+    costly part).
     """
     with torch.no_grad():
         log_px = exact_log_marginal(model, x) if log_px is None else log_px
+        closed_form = hasattr(model, "closed_form_posterior")
         if model.latent_dim <= 2:
             value = quadrature_elbo(model, x, q, resolution=resolution)
-            kl = quadrature_kl(model, x, q, resolution=resolution, log_px=log_px)
         else:
-            value, kl = _linear_gaussian_elbo(model, x, q), kl_divergence(_as_mvn(q), model.closed_form_posterior(x))
+            value = _linear_gaussian_elbo(model, x, q)
+        if closed_form:  # KL between two Gaussians: shares nothing with log p(x) or the ELBO's quadrature
+            kl = kl_divergence(_as_mvn(q), model.closed_form_posterior(x))
+        else:  # p(z|x) is known only as p(x, z) / p(x): the residual then checks the two quadratures against each other
+            kl = quadrature_kl(model, x, q, resolution=resolution, log_px=log_px)
     return {"log_px": log_px, "elbo": value, "kl": kl, "residual": log_px - value - kl}
 
 
