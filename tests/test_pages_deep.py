@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from lvm_core.models import MLPLVM
 from lvm_core.training import save_lvm
-from tests.conftest import APPTEST_TIMEOUT, ROOT
+from tests.conftest import APPTEST_TIMEOUT, ROOT, chart
 from ui import state
 
 PAGE = "views/deep_lvm.py"
@@ -66,6 +66,20 @@ def test_short_training_run_stores_the_model_for_the_other_pages(app_test):
     assert not _errors(at), _errors(at)
 
 
+def test_two_runs_overlay_on_one_chart_each_labelled_with_its_settings(app_test):
+    at = app_test(PAGE)
+    at.slider(key="dl_steps").set_value(100).run()
+    at.button(key="dl_train").click().run()
+    at.select_slider(key="dl_lr").set_value(3e-3).run()
+    at.button(key="dl_train").click().run()
+    assert not _errors(at), _errors(at)
+    runs = at.session_state[state.TRAINING_RUNS]
+    assert len(runs) == 2 and runs[0]["label"] != runs[1]["label"]
+    assert "lr 0.01" in runs[0]["label"] and "lr 0.003" in runs[1]["label"] and "seed 0" in runs[1]["label"]
+    names = {t.get("name", "") for t in chart(at, "dl_runs_chart")["data"]}
+    assert all(any(run["label"] in name for name in names) for run in runs), names
+
+
 class _Upload:
     """what Streamlit's file uploader returns, enough for the page"""
 
@@ -95,6 +109,10 @@ def test_uploading_a_wrong_file_explains_and_keeps_the_model(monkeypatch):
     at.run()
     assert not at.exception
     assert any("Could not load 'notes.pt'" in e.value for e in at.error)
+    assert state.TRAINED_LVM not in at.session_state
+    files["now"] = _Upload("wide.pt", save_lvm(MLPLVM(latent_dim=3, hidden=8, seed=0), None, {}))
+    at.run()
+    assert not at.exception and any("latent dimension is 3" in e.value for e in at.error)
     assert state.TRAINED_LVM not in at.session_state
     model = MLPLVM(latent_dim=2, hidden=8, seed=3)
     files["now"] = _Upload("good.pt", save_lvm(model, None, {"objective": "elbo"}))

@@ -290,7 +290,8 @@ X_train, X_test = train_test_split_points(X_std, test_fraction=held_out, seed=tr
 order = np.random.default_rng(train_seed).permutation(len(X_test))  # fixed subsets of the held-out points
 eval_subset, live_subset = X_test[order[:EVAL_POINTS]], X_test[order[:LIVE_EVAL_POINTS]]
 arch = dict(latent_dim=t_latent, hidden=t_width, depth=t_depth, activation=t_activation)
-run_label = f"{objective}, lr {lr:g}, batch {batch_size}, k {k}, {steps} steps"
+run_label = (f"{objective}, lr {lr:g}, batch {batch_size}, k {k}, {steps} steps, warm-up {warmup}, "
+             f"{t_width}x{t_depth} {t_activation}, d {t_latent}, seed {train_seed}")
 
 
 def finish_run(run: dict, interrupted: bool) -> None:
@@ -431,7 +432,10 @@ if uploaded is not None and ss.get(UPLOAD_ID) != uploaded.file_id:
     try:
         model, encoder, config = load_lvm(uploaded.getvalue())
         if model.data_dim != 2:
-            raise ValueError("the model is not for 2-D data")
+            raise ValueError("the model is not for 2-D data.")
+        if model.latent_dim not in (1, 2):
+            raise ValueError(f"its latent dimension is {model.latent_dim}; this page computes the exact p(x) by "
+                             "quadrature, which needs a 1- or 2-D latent.")
     except ValueError as exc:
         ss["dl_upload_error"] = f"Could not load {uploaded.name!r}: {exc} The current model is kept."
     else:
