@@ -147,3 +147,31 @@ def test_amortization_section_splits_the_encoders_gap(downloads, page):
     np.testing.assert_allclose(rows.amortization_gap + rows.approximation_gap, rows.log_px - rows.elbo_encoder,
                                atol=1e-9)
     assert rows.amortization_gap.mean() == pytest.approx(amortization, abs=1e-3)
+
+
+def test_gradient_toggle_shows_one_or_both_estimators_and_score_function_is_noisier(page):
+    at = page
+    both = chart(at, "elbo_grad_chart")["data"]
+    groups = {t.get("legendgroup") for t in both}
+    assert groups == {"score function", "reparameterisation"}
+    variance = {g: float(np.var(plotly_array(next(t for t in both if t.get("legendgroup") == g)["x"])))
+                for g in groups}
+    assert variance["score function"] > variance["reparameterisation"]  # the page's point, at the default phi
+    for view in ("reparameterisation", "score function"):
+        at.segmented_control(key="elbo_grad").set_value(view).run()
+        assert not at.exception
+        assert {t.get("legendgroup") for t in chart(at, "elbo_grad_chart")["data"]} == {view}
+
+
+def test_learning_loop_steps_theta_after_the_inner_loop_and_resets(page):
+    at = page
+    assert metric(at, "θ steps") == "0"
+    at.button(key="elbo_ll_step").click().run()
+    assert not at.exception
+    assert metric(at, "θ steps") == "1"
+    gain = float(metric(at, "last inner loop").split()[0])
+    assert gain > 0  # the inner loop raised the sampled points' exact ELBO before the theta step
+    at.button(key="elbo_ll_play").click().run()  # Play: the fragment takes one theta step per tick
+    assert at.session_state["elbo_learning_playing"] is True and metric(at, "θ steps") == "2"
+    at.button(key="elbo_ll_reset").click().run()
+    assert at.session_state["elbo_learning_playing"] is False and metric(at, "θ steps") == "0"
