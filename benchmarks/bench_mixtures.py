@@ -117,8 +117,9 @@ def main() -> None:
         "",
         "CPU time is this process's (all threads), so it does not count waiting for the cores: on an idle machine "
         "the wall time approaches it.",
-        "AppTest times include AppTest's own overhead: it re-parses the page script on every run (~0.1 s here, "
-        "Streamlit's `magic` AST pass), which a running server caches.",
+        "AppTest times include AppTest's own overhead: it reads and compiles app.py and the page script on every "
+        "run, which a running server caches; a browser's Step click also reruns the whole page (no fragment), so "
+        "the AppTest rerun is the closest measure of it.",
         "",
         "Run: `python benchmarks/bench_mixtures.py`.",
     ]  # fmt: skip
