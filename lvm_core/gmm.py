@@ -211,6 +211,10 @@ def em_start(
     X = check_fit_inputs(X, n_components)
     gm = make_mixture(n_components, covariance_type, init_params, seed, 0, tol, reg_covar, warm_start=True)
     _fit(gm, X)  # max_iter=0: initialise only
+    # scikit-learn's one-point initialisations ("random data points", k-means++ seeds) leave pi summing to K / n, not
+    # 1; rescaling pi by a constant leaves every responsibility, and so the whole EM path, unchanged, and makes
+    # iteration 0 a proper density
+    gm.weights_ = gm.weights_ / gm.weights_.sum()
     trace = EMTrace(covariance_type, tol, _model=gm)
     trace.params.append(get_params(gm))
     with single_threaded_blas():

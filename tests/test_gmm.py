@@ -59,6 +59,17 @@ def test_step_zero_is_the_initialisation_and_extending_in_pieces_matches_one_run
         np.testing.assert_allclose(trace.mixture(t).score(blobs), curve[t], rtol=1e-12)
 
 
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
+def test_iteration_zero_is_a_proper_density_for_every_initialisation(blobs, init_params):
+    # scikit-learn's one-point initialisations leave pi summing to K / n; em_start rescales it, which must change
+    # nothing after the first E-step (pinned by the stepping-equals-fitting test above for every init)
+    trace = em_start(blobs, 4, "full", init_params, seed=2)
+    raw = fit_mixture(blobs, 4, "full", init_params, seed=2, max_iter=0)
+    np.testing.assert_allclose(trace.params[0].weights.sum(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(trace.params[0].weights, raw.weights_ / raw.weights_.sum(), rtol=1e-12)
+    np.testing.assert_allclose(trace.mixture(0).score(blobs), trace.log_likelihoods[0], rtol=1e-12)
+
+
 def test_a_trace_without_its_live_model_resumes_identically(blobs):
     a = em_extend(em_start(blobs, 3, "diag", "kmeans", seed=1), blobs, 3)
     b = em_extend(em_start(blobs, 3, "diag", "kmeans", seed=1), blobs, 3)

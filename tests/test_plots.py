@@ -74,3 +74,13 @@ def test_home_samples_are_reproducible_by_seed_and_have_the_mixture_mean():
     variance = 0.3 * (0.6**2 + 1.5**2) + 0.7 * (0.9**2 + 1.5**2) - mean**2
     standard_error = np.sqrt(variance / len(a))
     assert abs(a.mean() - mean) < 4 * standard_error
+
+
+def test_numbers_are_written_as_powers_of_ten_never_in_e_notation():
+    from lvm_core.plots import latex_int, latex_number, text_number
+
+    assert latex_number(2.0231e-6) == r"2.02 \times 10^{-6}" and latex_number(0.25) == "0.25"
+    assert latex_number(-8.869e5, 4) == r"-8.869 \times 10^{5}" and latex_number(float("-inf")) == r"-\infty"
+    assert text_number(2.0231e-6) == "2.02 × 10⁻⁶" and text_number(-8.869e5, 4) == "-8.869 × 10⁵"
+    assert text_number(123.4, 4) == "123.4" and text_number(float("inf")) == "∞"
+    assert latex_int(100000) == "100{,}000" and latex_int(7) == "7"

@@ -64,4 +64,5 @@ def test_equations_substitute_the_numbers():
     text = figs.naive_latex(-4, 4, 2, 1000, np.log(0.25), np.log(0.3))
     assert "8^{2}" in text and "0.25" in text and "0.3" in text
     assert "0.5" in figs.importance_latex(10, np.log(0.5), None)
-    assert r"\mathcal L_{1,000}" in figs.jensen_latex(1000, -2.0, -1.9)
+    assert r"\mathcal L_{1{,}000}" in figs.jensen_latex(1000, -2.0, -1.9)  # a bare comma would add a space
+    assert r"2.5 \times 10^{-7}" in figs.importance_latex(10, np.log(2.5e-7), None)

@@ -23,6 +23,7 @@ from lvm_core.estimators import exact_log_marginal
 from lvm_core.experiments import log_marginal_on_grid
 from lvm_core.models import LinearGaussianLVM, SeedLVM
 from lvm_core.plots import estimating as figs
+from lvm_core.plots import text_number
 from ui import state
 from ui.sidebar import page_seed, presentation_scale
 
@@ -279,7 +280,7 @@ def model_and_point(prefix: str, *, max_linear_latent: int = 10,
             st.warning("log p(x) underflows here (x is astronomically far from the model's data); pick a nearer x.")
         else:
             st.metric("exact log p(x)", f"{log_px:.4f} nats", help=f"computed by {method}")
-            st.caption(f"p(x) = {math.exp(log_px):.4g} ({method}). Click the chart or type to move x.")
+            st.caption(f"p(x) = {text_number(math.exp(log_px), 4)} ({method}). Click the chart or type to move x.")
             typical = typical_log_px(model_key, model)
             if typical is not None and log_px < typical - FAR_MARGIN:
                 st.info(f"x lies far outside the model's data: log p(x) is {typical - log_px:.0f} nats below what 99% "

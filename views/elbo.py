@@ -16,6 +16,7 @@ from lvm_core import inference as vi
 from lvm_core.estimators import exact_log_marginal
 from lvm_core.models import SeedLVM
 from lvm_core.plots import elbo as figs
+from lvm_core.plots import latex_number
 from ui import state
 from ui.selection import model_and_point
 from ui.sidebar import page_seed, presentation_scale
@@ -67,14 +68,6 @@ def height(h: int) -> int:
 
 def fmt(v: float, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if math.isfinite(v) else ("-\\infty" if v < 0 else "\\infty")
-
-
-def fmt_power(v: float) -> str:
-    """a small signed number for LaTeX, as +6.9 x 10^{-9} rather than +6.9e-09"""
-    if not math.isfinite(v) or v == 0:
-        return fmt(v, 1)
-    mantissa, exponent = f"{v:+.1e}".split("e")
-    return rf"{mantissa} \times 10^{{{int(exponent)}}}"
 
 
 # ---------------------------------------------------------------------------------------------------------- the idea
@@ -235,7 +228,7 @@ def live() -> None:
                    "optimiser). Lower it and press Reset.", icon=":material/warning:")
     st.latex(rf"\underbrace{{{fmt(log_px)}}}_{{\log p(x)}} \;=\; \underbrace{{{fmt(elbo_v)}}}_{{\mathrm{{ELBO}}(q)}}"
              rf" \;+\; \underbrace{{{fmt(kl_v)}}}_{{\mathrm{{KL}}(q\,\|\,p(z\mid x))}}"
-             rf"\qquad \text{{residual }} {fmt_power(res)}\ \text{{nats}}")
+             rf"\qquad \text{{residual }} {latex_number(res, 2)}\ \text{{nats}}")
     m = st.columns(4)
     m[0].metric("step t", opt.t, help=f"learning rate now {opt.lr_at(opt.t):.4g}")
     m[1].metric("exact ELBO (nats)", f"{elbo_v:.4f}")

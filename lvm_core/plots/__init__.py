@@ -4,6 +4,8 @@ Colours are mid-tone so they read on both Streamlit's light and dark themes; eac
 Figures set no template or background: st.plotly_chart's Streamlit theme follows the viewer's light or dark mode.
 """
 
+import math
+
 import plotly.graph_objects as go
 
 PALETTE = {
@@ -39,6 +41,39 @@ def density_colorscale(fade_low: bool = True) -> list[list]:
     if fade_low:
         stops[0][1] = "rgba(68, 1, 84, 0)"  # viridis' first colour, fully transparent
     return stops
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _mantissa_exponent(v: float, digits: int) -> tuple[str, int] | None:
+    """v as (mantissa, power of ten) when %g would write it with an exponent, else None"""
+    text = f"{v:.{digits}g}"
+    if "e" not in text:
+        return None
+    mantissa, exponent = text.split("e")
+    return mantissa, int(exponent)
+
+
+def latex_number(v: float, digits: int = 3) -> str:
+    """a number for LaTeX: `digits` significant digits, powers of ten written out (6.9 \\times 10^{-9}, not 6.9e-09)"""
+    if not math.isfinite(v):
+        return r"-\infty" if v < 0 else r"\infty"
+    split = _mantissa_exponent(v, digits)
+    return f"{v:.{digits}g}" if split is None else rf"{split[0]} \times 10^{{{split[1]}}}"
+
+
+def latex_int(n: int) -> str:
+    """an integer for LaTeX, thousands grouped as 1{,}000 (a bare comma in maths is punctuation: a space follows)"""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+def text_number(v: float, digits: int = 3) -> str:
+    """a number for plain text (chart labels, captions): 2.02 × 10⁻⁶ rather than 2.02e-06"""
+    if not math.isfinite(v):
+        return "-∞" if v < 0 else "∞"
+    split = _mantissa_exponent(v, digits)
+    return f"{v:.{digits}g}" if split is None else f"{split[0]} × 10{str(split[1]).translate(_SUPERSCRIPT)}"
 
 
 def component_color(k: int) -> str:

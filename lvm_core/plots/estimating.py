@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from lvm_core.plots import PALETTE, density_colorscale, style_figure
+from lvm_core.plots import PALETTE, density_colorscale, latex_int, latex_number, style_figure, text_number
 
 TRACE_CLICKS = 1  # trace index of the invisible click-catching grid in data_space_figure
 
@@ -140,7 +140,8 @@ def estimates_figure(log_estimates: dict[str, np.ndarray], log_px: float | None,
                                        marker_color=_color(name), opacity=0.6, nbinsx=40), row=1, col=col)
     if log_px is not None and np.isfinite(log_px):
         # the exact value on each panel: shapes and labels set in one layout update (add_vline per subplot is slow)
-        marks = ((np.exp(log_px), "x", f"p(x) = {np.exp(log_px):.4g}"), (log_px, "x2", f"log p(x) = {log_px:.3f}"))
+        marks = ((np.exp(log_px), "x", f"p(x) = {text_number(np.exp(log_px), 4)}"),
+                 (log_px, "x2", f"log p(x) = {log_px:.3f}"))
         fig.update_layout(
             shapes=[dict(type="line", x0=v, x1=v, y0=0, y1=1, xref=ax, yref="paper",
                          line=dict(color=PALETTE["truth"], width=3)) for v, ax, _ in marks],
@@ -222,37 +223,31 @@ def dimension_figure(sweep: dict[str, np.ndarray], labels: dict[str, str], k: in
 # --------------------------------------------------------------------------------------------- live equations
 
 
-def _num(v: float) -> str:
-    """a number for LaTeX: 4 significant digits, powers of ten written out"""
-    if not np.isfinite(v):
-        return r"-\infty" if v < 0 else r"\infty"
-    text = f"{v:.4g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return rf"{mantissa} \times 10^{{{int(exponent)}}}"
-    return text
 
 
 def naive_latex(lo: float, hi: float, d: int, k: int, log_estimate: float, log_px: float | None,
                 discrete: bool = False) -> str:
     """naive MC with the numbers of the first trial: p(x) ~= |Z| / k sum_j p(x, z_j)"""
-    volume = rf"{_num(hi - lo)}^{{{d}}}" if d > 1 else _num(hi - lo)
-    box = rf"\{{1, \dots, {d}\}}" if discrete else rf"[{_num(lo)}, {_num(hi)}]^{{{d}}}"
+    volume = rf"{latex_number(hi - lo, 4)}^{{{d}}}" if d > 1 else latex_number(hi - lo, 4)
+    box = rf"\{{1, \dots, {d}\}}" if discrete else rf"[{latex_number(lo, 4)}, {latex_number(hi, 4)}]^{{{d}}}"
     where = rf"z_j \sim \mathcal U({box})"
-    truth = "" if log_px is None else rf"\quad\text{{exact: }} {_num(np.exp(log_px))}"
+    truth = "" if log_px is None else rf"\quad\text{{exact: }} {latex_number(np.exp(log_px), 4)}"
+    kk = latex_int(k)
     return (rf"\hat p(x) = \frac{{|Z|}}{{k}} \sum_{{j=1}}^{{k}} p(x, z_j) = \frac{{{volume if not discrete else d}}}"
-            rf"{{{k:,}}} \sum_{{j=1}}^{{{k:,}}} p(x, z_j) = {_num(np.exp(log_estimate))},\;\; {where}{truth}")
+            rf"{{{kk}}} \sum_{{j=1}}^{{{kk}}} p(x, z_j) = {latex_number(np.exp(log_estimate), 4)},\;\; {where}{truth}")
 
 
 def importance_latex(k: int, log_estimate: float, log_px: float | None, name: str = "q") -> str:
     """importance sampling with the numbers of the first trial: p(x) ~= 1/k sum_j p(x, z_j) / q(z_j)"""
-    truth = "" if log_px is None else rf"\quad\text{{exact: }} {_num(np.exp(log_px))}"
-    return (rf"\hat p(x) = \frac{{1}}{{{k:,}}} \sum_{{j=1}}^{{{k:,}}} \frac{{p(x, z_j)}}{{{name}(z_j)}} = "
-            rf"{_num(np.exp(log_estimate))},\;\; z_j \sim {name}(z){truth}")
+    truth = "" if log_px is None else rf"\quad\text{{exact: }} {latex_number(np.exp(log_px), 4)}"
+    kk = latex_int(k)
+    return (rf"\hat p(x) = \frac{{1}}{{{kk}}} \sum_{{j=1}}^{{{kk}}} \frac{{p(x, z_j)}}{{{name}(z_j)}} = "
+            rf"{latex_number(np.exp(log_estimate), 4)},\;\; z_j \sim {name}(z){truth}")
 
 
 def jensen_latex(k: int, mean_log: float, log_px: float | None) -> str:
     """E[log p-hat_k] <= log E[p-hat_k] = log p(x), with the mean over trials substituted"""
-    right = r"\log p(x)" if log_px is None else rf"\log p(x) = {_num(log_px)}"
-    return (rf"\mathcal L_{{{k:,}}} = \mathbb E\big[\log \hat p_{{{k:,}}}(x)\big] \approx {_num(mean_log)}"
-            rf" \;\le\; \log \mathbb E\big[\hat p_{{{k:,}}}(x)\big] = {right}\ \text{{nats}}")
+    right = r"\log p(x)" if log_px is None else rf"\log p(x) = {latex_number(log_px, 4)}"
+    kk = latex_int(k)
+    return (rf"\mathcal L_{{{kk}}} = \mathbb E\big[\log \hat p_{{{kk}}}(x)\big] \approx {latex_number(mean_log, 4)}"
+            rf" \;\le\; \log \mathbb E\big[\hat p_{{{kk}}}(x)\big] = {right}\ \text{{nats}}")

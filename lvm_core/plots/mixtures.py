@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb
 from plotly.subplots import make_subplots
 
-from lvm_core.plots import PALETTE, component_color, density_colorscale, style_figure
+from lvm_core.plots import PALETTE, component_color, density_colorscale, latex_number, style_figure, text_number
 
 X_TITLE, Y_TITLE = "x₁", "x₂"
 TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure when a click grid is drawn (the page reads them)
@@ -246,7 +246,7 @@ def log_likelihood_figure(
             fig.add_annotation(
                 x=0,
                 y=lo - pad,
-                text=f"iteration 0: {ll[0]:.4g} (off scale)",
+                text=f"iteration 0: {text_number(ll[0], 4)} (off scale)",
                 showarrow=True,
                 arrowhead=2,
                 ax=40,
@@ -493,12 +493,6 @@ def model_selection_figure(
 # ---- equations with live numbers (LaTeX strings for st.latex) ---------------------------------------------------
 
 
-def _num(v: float) -> str:
-    """A number for LaTeX: 3 significant digits, scientific notation as 10^{...} when tiny or huge."""
-    if v == 0 or 1e-3 <= abs(v) < 1e4:
-        return f"{v:.3g}"
-    mant, exp = f"{v:.2e}".split("e")
-    return rf"{mant}\times 10^{{{int(exp)}}}"
 
 
 def _vec(v) -> str:
@@ -525,13 +519,14 @@ def decomposition_latex(x: np.ndarray, terms_log: np.ndarray, log_weights: np.nd
     """p(x) at one x as pi_k times N(x; mu_k, Sigma_k) per k, their sum, and log p(x) in nats."""
     terms_log = np.asarray(terms_log)
     log_normal = terms_log - np.asarray(log_weights)  # log N(x; mu_k, Sigma_k)
-    parts = [rf"{np.exp(lw):.2f}\cdot {_num(np.exp(ln))}" for lw, ln in zip(log_weights, log_normal, strict=True)]
+    parts = [rf"{np.exp(lw):.2f}\cdot {latex_number(np.exp(ln))}"
+             for lw, ln in zip(log_weights, log_normal, strict=True)]
     lines = [" + ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line)]
     shift = terms_log.max()
     log_p = float(shift + np.log(np.exp(terms_log - shift).sum()))
-    log_text = f"{log_p:.3f}" if abs(log_p) < 1e6 else _num(log_p)  # far from the data: -5.16 x 10^30
+    log_text = f"{log_p:.3f}" if abs(log_p) < 1e6 else latex_number(log_p)  # far from the data: -5.16 x 10^30
     return (
         rf"\begin{{aligned}} p\!\left({_vec(x)}\right) &= \sum_k \pi_k\,\mathcal{{N}}(x;\mu_k,\Sigma_k) \\ &= "
         + r"\\ &\quad + ".join(lines)
-        + rf"\\ &= {_num(np.exp(log_p))}, \qquad \log p(x) = {log_text}\ \text{{nats}} \end{{aligned}}"
+        + rf"\\ &= {latex_number(np.exp(log_p))}, \qquad \log p(x) = {log_text}\ \text{{nats}} \end{{aligned}}"
     )
