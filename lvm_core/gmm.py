@@ -33,6 +33,9 @@ INIT_LABELS = {
     "random": "random responsibilities",
     "random_from_data": "random data points",
 }
+# initialisations that put each component on one data point, with covariance reg_covar * I: a spike, so iteration 0's
+# log-likelihood is near -1e6 and its samples sit on K points; the first E-step assigns each point to its nearest spike
+ONE_POINT_INITS = ("k-means++", "random_from_data")
 MAX_COMPONENTS = 10
 # converged when the mean log-likelihood changes by less than this (nats per point); 10x stricter than scikit-learn's
 # 1e-3, under which EM from random responsibilities (whose first steps change little) is "converged" after one step

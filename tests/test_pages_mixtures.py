@@ -88,6 +88,10 @@ def test_fit_controls_change_the_fit(page):
     at.slider(key="mx_seed").set_value(7).run()
     means1 = at.session_state[state.MIXTURE_FIT]["trace"].params[0].means
     assert not np.allclose(means0, means1) and not at.exception
+    # iteration 0 of a one-point start is a spike per component: the page says why log p(x) is near -1e6
+    assert any("a spike" in c.value for c in at.caption)
+    at.button(key="mx_step").click().run()
+    assert not any("a spike" in c.value for c in at.caption)
 
 
 def test_data_controls_change_the_data(page):

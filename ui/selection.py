@@ -207,7 +207,7 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
     if kind == "seed":
         d = c2.segmented_control("Latent dimension", [1, 2], default=1, key=keys.seed_d, bind="query-params",
                                  required=True) or 1
-        noise = c3.slider("noise_scale", 0.1, 1.0, 1.0, step=0.05, key=keys.noise, bind="query-params",
+        noise = c3.slider("Noise scale s", 0.1, 1.0, 1.0, step=0.05, key=keys.noise, bind="query-params",
                           help="1.0 is the notes' model exactly. Smaller noise sharpens and bends p(z|x).")
         model = seed_model(int(d), float(noise))
         desc = ("The notes' model: μ(z) = sigmoid(A z + c), Σ(z) = s² diag(exp(sigmoid(B z + d))), s = "

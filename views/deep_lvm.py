@@ -42,8 +42,7 @@ MESSAGE = "dl_message"
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 BATCHES = (16, 32, 64, 128, 256, 512, 1024)
 WIDTHS = (8, 16, 32, 64, 128, 256)
-OBJECTIVE_LABELS = {"elbo": "ELBO (VAE, amortised encoder)", "iwae": "IWAE-k (same encoder)",
-                    "local": "the notes' algorithm (per-point φᵢ, then a θ step)"}
+OBJECTIVE_LABELS = {"elbo": "ELBO (VAE)", "iwae": "IWAE-k", "local": "the notes' per-point φᵢ"}
 SOURCES = {"seed": "The notes' model", "mlp": "Random MLP decoder", "trained": "The trained model"}
 THETA_NAMES = ("A", "B", "c", "d")
 ss = st.session_state
@@ -264,7 +263,10 @@ t_activation = c4.selectbox("Activation", ("tanh", "relu", "silu", "elu"), key="
                             bind="query-params", persist_state="session")
 c1, c2, c3, c4 = st.columns(4)
 objective = c1.selectbox("Objective", OBJECTIVES, format_func=OBJECTIVE_LABELS.get, key="dl_objective",
-                         bind="query-params", persist_state="session")
+                         bind="query-params", persist_state="session",
+                         help="ELBO (VAE): an amortised encoder q(z|x) trained with θ. IWAE-k: the same encoder, the "
+                              "tighter k-sample bound. The notes' algorithm: for each sampled point, optimise its own "
+                              "φᵢ by gradient ascent first, then take one θ step.")
 steps = c2.slider("Steps", 50, 5000, 2000, step=50, key="dl_steps", bind="query-params", persist_state="session")
 lr = c3.select_slider("Learning rate", LRS, value=1e-2, key="dl_lr", bind="query-params", persist_state="session")
 batch_size = c4.select_slider("Batch size", BATCHES, value=128, key="dl_batch", bind="query-params",

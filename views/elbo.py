@@ -16,7 +16,7 @@ from lvm_core import inference as vi
 from lvm_core.estimators import exact_log_marginal
 from lvm_core.models import SeedLVM
 from lvm_core.plots import elbo as figs
-from lvm_core.plots import latex_number
+from lvm_core.plots import latex_number, text_number
 from ui import state
 from ui.selection import model_and_point
 from ui.sidebar import page_seed, presentation_scale
@@ -102,7 +102,7 @@ optimizer = OPTIMIZERS[c2.selectbox("Optimiser", list(OPTIMIZERS), key="elbo_opt
 lr = c3.select_slider("Learning rate", LRS, value=0.05, key="elbo_lr", **URL)
 k = c4.select_slider("Samples per step k", KS, value=8, key="elbo_k", **URL,
                      help="Reparameterised samples z = μ + L ε per gradient estimate: more samples, less noise.")
-decay = c5.toggle("Decaying learning rate", value=True, key="elbo_decay", **URL,
+decay = c5.toggle("Decay the rate", value=True, key="elbo_decay", **URL,
                   help=f"lr_t = lr / (1 + t / {vi.LR_DECAY_STEPS}). With a constant rate the noise of the gradient "
                        "keeps φ jittering around the optimum, a noise floor of ~0.02-0.1 nats.")
 
@@ -204,7 +204,7 @@ def verdict(run: dict) -> None:
                    + " and the ELBO reaches log p(x).", icon=":material/check_circle:")
     elif kl < 0.01:
         st.success(f"The gap has nearly closed: KL = {kl:.4f} nats. This posterior is nearly Gaussian, so the best q "
-                   "leaves only a sliver: the approximation gap. A smaller noise_scale bends p(z|x) and widens it.",
+                   "leaves only a sliver: the approximation gap. A smaller noise scale s bends p(z|x) and widens it.",
                    icon=":material/check_circle:")
     elif family == "mean-field" and d > 1:
         st.warning(f"A gap of {kl:.4f} nats remains: the **approximation gap**. The best mean-field Gaussian cannot "
@@ -233,7 +233,7 @@ def live() -> None:
     m[0].metric("step t", opt.t, help=f"learning rate now {opt.lr_at(opt.t):.4g}")
     m[1].metric("exact ELBO (nats)", f"{elbo_v:.4f}")
     m[2].metric("gap = KL(q ‖ p(z|x)) (nats)", f"{kl_v:.4f}")
-    m[3].metric("|log p(x) − ELBO − KL| (nats)", f"{abs(res):.1e}",
+    m[3].metric("|log p(x) − ELBO − KL| (nats)", text_number(abs(res), 2),
                 help=RESIDUAL_HELP[sel.kind == "linear"])
     left, right = st.columns([1, 1.2])
     with left:

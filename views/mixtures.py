@@ -13,6 +13,7 @@ import streamlit as st
 from lvm_core import gmm
 from lvm_core.models import GaussianMixtureLVM
 from lvm_core.plots import mixtures as figs
+from lvm_core.plots import text_number
 from ui import state
 from ui.data import DataKeys, data_picker, set_points
 from ui.sidebar import page_seed, presentation_scale
@@ -191,7 +192,6 @@ scrub.slider(
     key=ITER,
     bind="query-params",
     persist_state="session",
-    label_visibility="collapsed",
     help="Scrub through the EM iterations (0 = the initialisation).",
 )
 
@@ -292,6 +292,11 @@ def em_views(live: bool) -> gmm.GaussianMixture | None:
         "mean log p(x)", f"{trace.log_likelihoods[it]:.4f} nats", delta=None if delta is None else f"{delta:+.4f}"
     )
     m3.metric("status", status)
+    if it == 0 and init_params in gmm.ONE_POINT_INITS:
+        spike = text_number(gmm.DEFAULT_REG_COVAR)
+        st.caption(f"Iteration 0 is scikit-learn's '{gmm.INIT_LABELS[init_params]}' start: each mean sits on one data "
+                   f"point with covariance {spike}·I, a spike, so almost every point has a tiny density and log p(x) "
+                   "starts near −10⁶. The first E-step hands each point to its nearest spike; press Step.")
     st.latex(figs.mixture_latex(gm.weights_, gm.means_, per_line=3))
 
     xlim, ylim = figs.plot_limits(X)

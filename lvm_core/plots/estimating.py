@@ -145,8 +145,9 @@ def estimates_figure(log_estimates: dict[str, np.ndarray], log_px: float | None,
         fig.update_layout(
             shapes=[dict(type="line", x0=v, x1=v, y0=0, y1=1, xref=ax, yref="paper",
                          line=dict(color=PALETTE["truth"], width=3)) for v, ax, _ in marks],
-            annotations=[dict(x=v, y=1.0, xref=ax, yref="paper", text=t, showarrow=False, yanchor="bottom",
-                              font=dict(color=PALETTE["truth"])) for v, ax, t in marks],
+            # inside the top of each panel, right of the line: above the panel it would collide with the legend
+            annotations=[dict(x=v, y=1.0, xref=ax, yref="paper", text=t, showarrow=False, yanchor="top",
+                              xanchor="left", xshift=4, font=dict(color=PALETTE["truth"])) for v, ax, t in marks],
         )
     fig.update_layout(barmode="overlay")
     style_figure(fig, x_title="", y_title="trials", height=height)
