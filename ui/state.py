@@ -21,3 +21,6 @@ TRAINING_RUNS = "training_runs"  # list of dicts: past runs (config + history) k
 # estimating p(x) and the ELBO
 SELECTED_X = "selected_x"  # torch.Tensor (1, data_dim): the data point both pages evaluate
 ELBO_PHI_STATE = "elbo_phi_state"  # dict: the per-point q(z; phi) being optimised (phi, step, history)
+
+# the page kit
+SECTION_ERRORS = "section_errors"  # list[str]: page sections that failed this session ("name: Error: message")

@@ -1,0 +1,213 @@
+"""The small kit every page is built from: guarded sections, presentation scaling, one Step/Play/Pause/Reset control,
+charts that export at slide resolution, CSV downloads, the slides flag, "Reset to defaults", content hashes for caches.
+
+    from ui import kit
+    kit.explain("The idea in one paragraph ...")        # hidden with ?slides=true
+    kit.guarded(section)                                 # an exception becomes a message the tests can see
+    kit.chart(fig, key="est_hist", filename="estimates")  # PNG export from the chart's own modebar
+    if kit.player("elbo", on_step=step, on_reset=reset): ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from ui import state
+from ui.sidebar import presentation_scale
+
+logger = logging.getLogger(__name__)
+
+SLIDES_PARAM = "slides"  # ?slides=true: charts and controls only, for a slide or an iframe
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+PNG_SCALE = 2  # a chart exports at twice its size on screen: a 900-pixel-wide chart gives a full-HD slide's width
+PLAY_TICK_S = 0.1  # server-driven animations ask for a frame this often; a frame comes when the last one is done
+
+
+# ----------------------------------------------------------------------------------------------------- sizes, text
+def height(h: int) -> int:
+    """a figure height in pixels, scaled up in presentation mode"""
+    return int(h * presentation_scale())
+
+
+def slides_mode() -> bool:
+    """whether the URL asks for charts and controls only (?slides=true): explanations are left out"""
+    return st.query_params.get(SLIDES_PARAM, "").strip().lower() in TRUE_WORDS
+
+
+def explain(text: str) -> None:
+    """explanatory Markdown (with $math$), left out in slides mode"""
+    if not slides_mode():
+        st.markdown(text)
+
+
+def note(text: str) -> None:
+    """a caption under a chart, left out in slides mode"""
+    if not slides_mode():
+        st.caption(text)
+
+
+# -------------------------------------------------------------------------------------------------- guarded parts
+def guarded(section: Callable, *args, **kwargs):
+    """Run one part of a page; an unexpected failure becomes a message, never a traceback, and the user's state is
+    kept. The failure is logged with its traceback and recorded under state.SECTION_ERRORS, so a test sees it even
+    where the message is not an element it looks at. Returns the section's result, or None after a failure."""
+    try:
+        return section(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a live demo
+        name = getattr(section, "__name__", "section")
+        logger.exception("page section %s failed", name)
+        st.session_state.setdefault(state.SECTION_ERRORS, []).append(f"{name}: {type(exc).__name__}: {exc}")
+        st.error(f"This part of the page could not be drawn ({type(exc).__name__}: {exc}). Your settings and data "
+                 "are kept; try Reset or other settings.", icon=":material/error:")
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ content hashing
+def fingerprint(*parts) -> str:
+    """A short hash of the parts' content, the one cache identity for models, arrays and plain values.
+
+    A torch module hashes its class name, its ``config`` (if any) and every entry of its state_dict; arrays and
+    tensors hash dtype, shape and bytes; anything else hashes its repr. Two objects with equal content give equal
+    keys, whatever their id()."""
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        _update(h, part)
+    return h.hexdigest()
+
+
+def _update(h, part) -> None:
+    if isinstance(part, torch.nn.Module):
+        h.update(type(part).__name__.encode())
+        h.update(repr(sorted(getattr(part, "config", {}).items())).encode())
+        for name, value in part.state_dict().items():
+            h.update(name.encode())
+            _update(h, value)
+    elif isinstance(part, torch.Tensor):
+        _update(h, part.detach().cpu().contiguous().numpy())
+    elif isinstance(part, np.ndarray):
+        h.update(f"{part.dtype}{part.shape}".encode())
+        h.update(np.ascontiguousarray(part).tobytes())
+    elif isinstance(part, bytes):
+        h.update(part)
+    elif isinstance(part, (list, tuple)):
+        h.update(f"{type(part).__name__}{len(part)}".encode())
+        for item in part:
+            _update(h, item)
+    else:
+        h.update(repr(part).encode())
+
+
+# ------------------------------------------------------------------------------------------------ charts and data
+def chart_config(filename: str) -> dict:
+    """plotly's config for every chart: the modebar's camera saves a PNG at slide resolution under this name"""
+    return {"displaylogo": False,
+            "toImageButtonOptions": {"format": "png", "filename": filename, "scale": PNG_SCALE}}
+
+
+def chart(fig, key: str, filename: str | None = None, **kwargs):
+    """st.plotly_chart with the shared export config; filename defaults to the key"""
+    return st.plotly_chart(fig, key=key, config=chart_config(filename or key), **kwargs)
+
+
+def csv_bytes(table: pd.DataFrame | dict) -> bytes:
+    """a table (DataFrame or dict of columns) as UTF-8 CSV bytes"""
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    return frame.to_csv(index=False).encode()
+
+
+def csv_download(table: pd.DataFrame | dict | bytes, filename: str, key: str,
+                 label: str = "Download the data (CSV)") -> None:
+    """a download button for a table; it serves the file without rerunning the page"""
+    data = table if isinstance(table, bytes) else csv_bytes(table)
+    st.download_button(label, data, file_name=filename, mime="text/csv", key=key, icon=":material/download:",
+                       on_click="ignore")
+
+
+# ---------------------------------------------------------------------------------- Step / Play / Pause / Reset
+def playing_key(prefix: str) -> str:
+    return f"{prefix}_playing"
+
+
+def is_playing(prefix: str) -> bool:
+    """whether the animation with this prefix is playing (fragments pass PLAY_TICK_S to run_every while it is)"""
+    return bool(st.session_state.get(playing_key(prefix), False))
+
+
+def stop(prefix: str) -> None:
+    st.session_state[playing_key(prefix)] = False
+
+
+def _toggle(prefix: str) -> None:
+    st.session_state[playing_key(prefix)] = not is_playing(prefix)
+
+
+def _guarded_call(prefix: str, action: Callable | None) -> None:
+    if action is not None:
+        guarded(action)
+
+
+def _reset(prefix: str, on_reset: Callable | None) -> None:
+    stop(prefix)
+    _guarded_call(prefix, on_reset)
+
+
+def player(prefix: str, on_step: Callable, on_reset: Callable | None = None, step_label: str = "Step",
+           step_help: str | None = None, reset_help: str | None = None,
+           extra: Iterable[tuple[str, str, Callable]] = ()) -> bool:
+    """Step, Play/Pause and Reset buttons (plus ``extra`` (label, icon, callback) buttons) in one row.
+
+    on_step advances the state by one click's worth; Play asks the page's fragment to call it every PLAY_TICK_S;
+    on_reset returns to the start (Play stops first). Callbacks are guarded. Returns whether it is playing."""
+    extra = list(extra)
+    cols = st.columns([1, 1, 1] + [1.4] * len(extra) + [max(1.0, 5 - 1.4 * len(extra))])
+    playing = is_playing(prefix)
+    cols[0].button(step_label, key=f"{prefix}_step", icon=":material/skip_next:", type="primary", help=step_help,
+                   on_click=_guarded_call, args=(prefix, on_step))
+    cols[1].button("Pause" if playing else "Play", key=f"{prefix}_play", on_click=_toggle, args=(prefix,),
+                   icon=":material/pause:" if playing else ":material/play_arrow:")
+    cols[2].button("Reset", key=f"{prefix}_reset", icon=":material/replay:", help=reset_help,
+                   on_click=_reset, args=(prefix, on_reset))
+    for i, (label, icon, callback) in enumerate(extra):
+        def run(callback=callback):
+            stop(prefix)
+            guarded(callback)
+
+        cols[3 + i].button(label, key=f"{prefix}_extra{i}", icon=icon, on_click=run)
+    return playing
+
+
+# ---------------------------------------------------------------------------------------------- reset to defaults
+def _reset_to_defaults(prefixes: tuple[str, ...], keys: tuple[str, ...]) -> None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ss = st.session_state
+    doomed = [key for key in ss.keys() if key in keys or any(key.startswith(f"{p}_") for p in prefixes)]
+    # A widget bound to the URL seeds itself from the query string again once its state is gone, so its parameter
+    # must go too. Streamlit refuses to delete a bound parameter through st.query_params; its own binding layer
+    # removes it (internal API: pinned by tests/test_kit.py, which fails if Streamlit changes it).
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        with ctx.session_state.query_params() as qp:
+            for key in doomed:
+                qp.remove_param(key)
+            qp.set_initial_query_params_from_current()
+    for key in doomed:
+        del ss[key]
+
+
+def reset_to_defaults(prefixes: str | Iterable[str], keys: Iterable[str] = (), label: str = "Reset to defaults") -> None:
+    """A button that returns every control of a page to its default and drops the page's own state.
+
+    Deletes the session-state entries whose key starts with one of the prefixes (the page's widgets and state) and
+    the given shared keys; widgets then show their defaults, and a widget bound to the URL drops its parameter."""
+    prefixes = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
+    st.button(label, key=f"{prefixes[0]}_reset_defaults", icon=":material/restart_alt:",
+              help="Every control of this page back to its default (your data and trained models are kept).",
+              on_click=_reset_to_defaults, args=(prefixes, tuple(keys)))
