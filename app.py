@@ -8,6 +8,7 @@ import sklearn.mixture  # noqa: F401
 import streamlit as st
 import torch
 
+from ui import state
 from ui.pages import PAGES
 from ui.query import clean_query_params
 from ui.sidebar import render_sidebar
@@ -31,4 +32,6 @@ page = st.navigation(
     ]
 )
 render_sidebar()
+# a full run starts with no failed sections; fragments append to the list between full runs
+st.session_state[state.SECTION_ERRORS] = []
 page.run()

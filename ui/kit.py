@@ -202,7 +202,8 @@ def _reset_to_defaults(prefixes: tuple[str, ...], keys: tuple[str, ...]) -> None
         del ss[key]
 
 
-def reset_to_defaults(prefixes: str | Iterable[str], keys: Iterable[str] = (), label: str = "Reset to defaults") -> None:
+def reset_to_defaults(prefixes: str | Iterable[str], keys: Iterable[str] = (),
+                      label: str = "Reset to defaults") -> None:
     """A button that returns every control of a page to its default and drops the page's own state.
 
     Deletes the session-state entries whose key starts with one of the prefixes (the page's widgets and state) and
