@@ -681,12 +681,14 @@ def best_gaussian_elbo(model, x: torch.Tensor, full_covariance: bool = True, nod
                                 tolerance_change=1e-13)
 
         def closure():
-            opt.zero_grad()
             loss = -elbo_value().sum()  # points are independent: the sum's optimum is each point's own
-            loss.backward()
-            return loss
+            # autograd.grad, not backward: the model's own parameters must not collect gradients
+            for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
+                p.grad = g.contiguous()  # L-BFGS flattens it with view
+            return loss.detach()
 
-        opt.step(closure)
+        with torch.enable_grad():
+            opt.step(closure)
         with torch.no_grad():
             return loc.detach(), tril().detach(), elbo_value()
 

@@ -53,23 +53,29 @@ def elbo_gradient_draws(model, x: torch.Tensor, loc: torch.Tensor, log_scale: to
     loc, log_scale = loc.detach(), log_scale.detach()
     eps = torch.randn(n_draws, k, *loc.shape, generator=generator, dtype=loc.dtype, device=loc.device)
     out = {}
-    for name in estimators:
-        # phi replicated per draw: draws are independent terms of one sum, so its gradient is each draw's own
-        loc_r = loc.expand(n_draws, *loc.shape).clone().requires_grad_(True)
-        ls_r = log_scale.expand(n_draws, *loc.shape).clone().requires_grad_(True)
-        z = loc_r[:, None] + torch.exp(ls_r[:, None]) * eps  # (n_draws, k, batch, d)
-        if name == "score function":
-            z = z.detach()
-            f = (model.log_joint(x, z) - diag_normal_log_prob(z, loc_r[:, None], ls_r[:, None])).detach()
-            objective = (f * diag_normal_log_prob(z, loc_r[:, None], ls_r[:, None])).mean(1)
-        elif name == "reparameterisation":
-            objective = (model.log_joint(x, z) - diag_normal_log_prob(z, loc_r[:, None], ls_r[:, None])).mean(1)
-        else:  # sticking the landing: phi enters through z alone
-            log_q = diag_normal_log_prob(z, loc_r[:, None].detach(), ls_r[:, None].detach())
-            objective = (model.log_joint(x, z) - log_q).mean(1)
-        g_loc, g_ls = torch.autograd.grad(objective.sum(), (loc_r, ls_r))
-        out[name] = torch.cat([g_loc, g_ls], -1).detach()
+    with torch.enable_grad():  # a caller's no_grad must not silence the estimators
+        for name in estimators:
+            out[name] = _elbo_phi_gradient(model, x, loc, log_scale, eps, name)
     return out
+
+
+def _elbo_phi_gradient(model, x, loc, log_scale, eps, name: str) -> torch.Tensor:
+    """One estimator's per-draw gradients (n_draws, batch, 2 d) for eps: (n_draws, k, batch, d)."""
+    n_draws = eps.shape[0]
+    # phi replicated per draw: draws are independent terms of one sum, so its gradient is each draw's own
+    loc_r = loc.expand(n_draws, *loc.shape).clone().requires_grad_(True)[:, None]  # (n_draws, 1, batch, d)
+    ls_r = log_scale.expand(n_draws, *loc.shape).clone().requires_grad_(True)[:, None]
+    z = loc_r + torch.exp(ls_r) * eps  # (n_draws, k, batch, d)
+    if name == "score function":
+        z = z.detach()
+        log_q = diag_normal_log_prob(z, loc_r, ls_r)
+        objective = ((model.log_joint(x, z) - log_q).detach() * log_q).mean(1)
+    elif name == "reparameterisation":
+        objective = (model.log_joint(x, z) - diag_normal_log_prob(z, loc_r, ls_r)).mean(1)
+    else:  # sticking the landing: phi enters through z alone
+        objective = (model.log_joint(x, z) - diag_normal_log_prob(z, loc_r.detach(), ls_r.detach())).mean(1)
+    g_loc, g_ls = torch.autograd.grad(objective.sum(), (loc_r, ls_r))
+    return torch.cat([g_loc[:, 0], g_ls[:, 0]], -1)
 
 
 def gradient_variance(draws: torch.Tensor) -> torch.Tensor:

@@ -395,8 +395,9 @@ class HardPosterior:
     description: str
 
 
-# The default points keep each posterior inside what the adaptive quadrature resolves to 1e-4 nats: a funnel observed
-# more weakly (noise 3 on both axes) puts mass deep in the neck, where the grid's trapezoid rule loses ~1e-2 nats.
+# The defaults keep each posterior inside what the adaptive quadrature resolves to 1e-4 nats (tests pin it against
+# grids in coordinates of their own): a funnel observed more weakly (noise 3 on both axes) puts mass deep in the
+# neck, where the whitened grid's trapezoid rule loses 2e-3 nats (3e-2 with prior_scale 3).
 HARD_POSTERIORS: dict[str, HardPosterior] = {
     "banana": HardPosterior(BananaLVM, (0.0, 1.0),
                             "a crescent along z2 = 1 - z1^2: no Gaussian bends with it"),

@@ -337,3 +337,11 @@ def test_funnel_gaussian_weights_have_infinite_variance_and_a_student_t_bounds_t
     assert k_gauss.mean().item() > 0.5 + 3 * se(k_gauss)
     assert k_t.mean().item() < 0.5 - 3 * se(k_t)
     assert k_gauss.mean().item() - k_t.mean().item() > 5 * math.hypot(se(k_gauss), se(k_t))
+
+
+def test_best_gaussian_elbo_works_under_no_grad_and_leaves_the_models_gradients_alone():
+    model, x = hard_posterior("banana")
+    with torch.no_grad():
+        q = best_gaussian_elbo(model, x, full_covariance=False)
+    assert isinstance(q, Independent) and torch.isfinite(q.mean).all()
+    assert all(p.grad is None for p in model.parameters())

@@ -200,3 +200,14 @@ def test_standard_phi_gradient_sd_falls_like_one_over_sqrt_k():
 def test_signal_to_noise_is_mean_over_sd():
     g = torch.tensor([[1.0, -2.0], [3.0, -2.5], [2.0, -1.5]], dtype=torch.float64)
     np.testing.assert_allclose(gr.signal_to_noise(g).numpy(), [2.0 / 1.0, 2.0 / 0.5])
+
+
+def test_gradient_draws_work_under_no_grad_and_leave_the_models_gradients_alone():
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=8, seed=0, dtype=torch.float64)
+    x = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    phi = torch.zeros(1, 2, dtype=torch.float64)
+    with torch.no_grad():
+        elbo = gr.elbo_gradient_draws(model, x, phi, phi, 20, torch.Generator().manual_seed(0))
+        iwae = gr.iwae_gradient_draws(model, x, phi, phi, 4, 20, torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in [*elbo.values(), *iwae.values()])
+    assert all(p.grad is None for p in model.parameters())
