@@ -10,7 +10,17 @@ import contextlib
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
+from torch.distributions import (
+    Categorical,
+    Independent,
+    MixtureSameFamily,
+    MultivariateNormal,
+    Normal,
+    StudentT,
+    kl_divergence,
+)
 
 # evaluations of log p(x, z) held in memory at once (times latent_dim and the model's hidden width): 2^18 keeps the
 # peak near 140 MB for a 64-unit float32 MLPLVM (2^20: 500 MB, about twice that in float64) at no cost in speed
@@ -468,3 +478,284 @@ def uniform_to_categorical(u: torch.Tensor, probs) -> tuple[torch.Tensor, torch.
                              right=True)[..., 0].clamp(max=probs.shape[-1] - 1)
     z = torch.nn.functional.one_hot(idx, probs.shape[-1]).to(u.dtype)
     return z, torch.log((z * probs).sum(-1))
+
+
+# ------------------------------------------------------------------------------------------------------ diagnostics
+# How far to trust importance sampling with a proposal q, and how many draws it needs: Pareto k-hat of the weights
+# (PSIS: Vehtari, Simpson, Gelman, Yao, Gabry), and the forward KL(p(z|x) || q), whose exponential is the sample size
+# importance sampling needs (Chatterjee and Diaconis 2018). The ELBO's gap is the other direction, KL(q || p(z|x)):
+# ``quadrature_kl``.
+
+KHAT_MIN_DRAWS = 25  # PSIS fits the largest min(S / 5, 3 sqrt(S)) weights and needs at least 5 of them
+KHAT_GOOD, KHAT_HIGH, KHAT_NO_MEAN, KHAT_TOO_FEW = (
+    "good", "threshold exceeded", "mean does not exist", "too few draws")
+
+
+def pareto_khat(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Pareto k-hat of the importance weights w = exp(log_w) along ``dim``: the shape of a generalized Pareto
+    distribution fitted to the largest weights, as PSIS computes it (arviz-stats, r_eff = 1 for independent draws).
+
+    log_w: any shape with S draws along ``dim`` -> log_w's shape without ``dim``, in log_w's dtype. The variance of
+    the weights is finite for k < 1/2 and their mean exists for k < 1; the estimate is reliable for
+    k-hat < khat_threshold(S). NaN where it cannot be estimated (S < KHAT_MIN_DRAWS, a NaN or +inf weight); -inf where
+    the largest weights are all equal (bounded weights: every moment exists). Weights of 0 (log_w = -inf) are fine.
+    """
+    from arviz_stats.base import array_stats
+
+    moved = torch.movedim(torch.as_tensor(log_w), dim, -1)
+    S = moved.shape[-1]
+    flat = moved.detach().reshape(-1, S).double().cpu().numpy()  # (columns, S)
+    out = np.full(flat.shape[0], np.nan)
+    if S >= KHAT_MIN_DRAWS:
+        valid = ~np.isnan(flat).any(-1) & ~np.isposinf(flat).any(-1) & np.isfinite(flat.max(-1, initial=-np.inf))
+        cols = np.flatnonzero(valid)
+        # psislw takes log-likelihoods and smooths the ratios exp(-ary), hence the minus sign; it loops over columns
+        # itself, but a single constant tail stops the whole call, so on failure each column is fitted alone
+        try:
+            out[cols] = array_stats.psislw(-flat[cols], r_eff=1.0, axis=-1)[1]
+        except ValueError:
+            for c in cols:
+                try:
+                    out[c] = array_stats.psislw(-flat[c], r_eff=1.0, axis=-1)[1]
+                except ValueError:  # "All tail values are the same": the weights are bounded
+                    out[c] = -np.inf
+    result = torch.from_numpy(out.reshape(moved.shape[:-1]))
+    return result.to(dtype=moved.dtype if moved.is_floating_point() else torch.float64, device=moved.device)
+
+
+def khat_threshold(S: int) -> float:
+    """The sample-size-dependent k-hat threshold of PSIS, min(1 - 1 / log10(S), 0.7): below it the importance
+    sampling estimate from S draws is reliable (for S < 2,154 the bar is lower than 0.7)."""
+    return min(1.0 - 1.0 / math.log10(S), 0.7) if S > 1 else -math.inf
+
+
+def khat_verdict(khat: float, S: int) -> str:
+    """KHAT_GOOD (k-hat <= khat_threshold(S)), KHAT_HIGH (above it, up to 1), KHAT_NO_MEAN (k-hat > 1: the weights'
+    mean does not exist, the estimate is not to be trusted at any S) or KHAT_TOO_FEW (NaN: too few draws)."""
+    khat = float(khat)
+    if math.isnan(khat):
+        return KHAT_TOO_FEW
+    if khat > 1.0:
+        return KHAT_NO_MEAN
+    return KHAT_GOOD if khat <= khat_threshold(S) else KHAT_HIGH
+
+
+def _as_gaussian(q) -> MultivariateNormal | None:
+    """q as a MultivariateNormal if it is one or an Independent Normal, else None."""
+    if isinstance(q, MultivariateNormal):
+        return q
+    if isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
+        return MultivariateNormal(q.base_dist.loc, scale_tril=torch.diag_embed(q.base_dist.scale))
+    return None
+
+
+def _posterior_grid(model, x: torch.Tensor, resolution: int | None):
+    """(grid, log p(x, z) on it: (n, batch), cell masses of p(z|x): (n, batch)) on a grid adapted to p(x, z),
+    twice as fine as log p(x)'s: expectations under p(z|x) weigh the tails more than its integral does."""
+    d = model.latent_dim
+    finer = 2 * _final_resolution(d, resolution) - 1
+    grid = adapt_latent_grid(lambda z: model.log_joint(x, z), x.shape[0], d, x.dtype, x.device, resolution=finer)
+    f = _evaluate(lambda z: model.log_joint(x, z), grid.z)
+    return grid, f, torch.softmax(f + grid.log_cell, 0)
+
+
+def forward_kl(model, x: torch.Tensor, q: torch.distributions.Distribution,
+               resolution: int | None = None) -> torch.Tensor:
+    """KL(p(z|x) || q) = E_p(z|x)[log p(z|x) - log q(z)], the inclusive KL that importance sampling pays for.
+
+    Not the ELBO's gap, KL(q || p(z|x)) (``quadrature_kl``). x: (batch, data_dim) -> (batch,). Closed form for a
+    Gaussian q and a model with a Gaussian posterior (linear-Gaussian, any latent dimension), an exact sum over a
+    discrete z, else quadrature on a grid adapted to p(x, z) (1-/2-D latents), normalised on the grid itself.
+    Infinite where q misses posterior mass (q's support smaller than the posterior's).
+    """
+    with torch.no_grad():
+        closed_form = getattr(model, "closed_form_posterior", None)
+        gaussian = _as_gaussian(q)
+        if closed_form is not None and gaussian is not None:
+            return kl_divergence(closed_form(x), gaussian)
+        enumerate_latents = getattr(model, "enumerate_latents", None)
+        if enumerate_latents is not None:
+            z = enumerate_latents()  # (K, 1, K)
+            log_post = torch.log_softmax(model.log_joint(x, z), 0)  # (K, batch)
+            terms = log_post.exp() * (log_post - q.log_prob(z))
+            return torch.where(log_post > -math.inf, terms, 0.0).sum(0)
+        grid, f, p = _posterior_grid(model, x, resolution)
+        log_post = f - torch.logsumexp(f + grid.log_cell, 0)  # log p(z|x) at the nodes, normalised on this grid
+        terms = p * (log_post - _evaluate(q.log_prob, grid.z))
+        return torch.where(p > 0, terms, 0.0).sum(0)
+
+
+def draws_needed(model, x: torch.Tensor, q: torch.distributions.Distribution,
+                 resolution: int | None = None) -> torch.Tensor:
+    """k = exp(KL(p(z|x) || q)): about this many draws from q make importance sampling accurate, and far fewer
+    leave it off by a lot (Chatterjee and Diaconis 2018). (batch,); inf where q misses posterior mass."""
+    return torch.exp(forward_kl(model, x, q, resolution=resolution))
+
+
+def exact_posterior_moments(model, x: torch.Tensor, resolution: int | None = None) -> tuple[torch.Tensor,
+                                                                                          torch.Tensor]:
+    """Mean (batch, d) and covariance (batch, d, d) of p(z|x): closed form where the model has it, else quadrature
+    (1-/2-D latents)."""
+    with torch.no_grad():
+        closed_form = getattr(model, "closed_form_posterior", None)
+        if closed_form is not None:
+            posterior = closed_form(x)
+            return posterior.mean, posterior.covariance_matrix
+        grid, _, p = _posterior_grid(model, x, resolution)
+        mean = (p[..., None] * grid.z).sum(0)  # (batch, d)
+        dz = grid.z - mean
+        cov = (p[..., None, None] * dz[..., :, None] * dz[..., None, :]).sum(0)  # (batch, d, d)
+        return mean, cov
+
+
+def moment_matched_gaussian(model, x: torch.Tensor, full_covariance: bool = True,
+                            resolution: int | None = None) -> torch.distributions.Distribution:
+    """The Gaussian with p(z|x)'s mean and covariance (diagonal if not full_covariance): among Gaussians (of that
+    family) it minimises the forward KL(p(z|x) || q), so no Gaussian proposal needs fewer draws. Batch (batch,)."""
+    mean, cov = exact_posterior_moments(model, x, resolution=resolution)
+    if full_covariance:
+        return MultivariateNormal(mean, scale_tril=torch.linalg.cholesky(cov))
+    return Independent(Normal(mean, torch.diagonal(cov, dim1=-2, dim2=-1).sqrt()), 1)
+
+
+def student_t_proposal(model, x: torch.Tensor, df: float = 3.0,
+                       resolution: int | None = None) -> torch.distributions.Distribution:
+    """Independent Student-t axes with p(z|x)'s mean as location and its per-axis standard deviation as scale: the
+    mean-field moment-matched Gaussian given heavy tails (variance df / (df - 2) times the posterior's), the usual
+    defensive proposal when a Gaussian's tails are too light. Batch (batch,)."""
+    if not df > 0:
+        raise ValueError(f"df must be positive, got {df}")
+    mean, cov = exact_posterior_moments(model, x, resolution=resolution)
+    sd = torch.diagonal(cov, dim1=-2, dim2=-1).sqrt()
+    return Independent(StudentT(torch.as_tensor(df, dtype=mean.dtype, device=mean.device), mean, sd), 1)
+
+
+def _gauss_hermite(d: int, n: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes (n^d, d) and log weights (n^d,) of the tensor Gauss-Hermite rule for E[f(u)], u ~ N(0, I_d)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n)  # for the weight exp(-u^2 / 2)
+    u = torch.as_tensor(nodes, dtype=dtype, device=device)
+    log_w = torch.as_tensor(np.log(weights / math.sqrt(2 * math.pi)), dtype=dtype, device=device)
+    if d == 1:
+        return u[:, None], log_w
+    grid = torch.stack(torch.meshgrid(*[u] * d, indexing="ij"), -1).reshape(-1, d)
+    return grid, sum(torch.meshgrid(*[log_w] * d, indexing="ij")).reshape(-1)
+
+
+def best_gaussian_elbo(model, x: torch.Tensor, full_covariance: bool = True, nodes: int = 24,
+                       steps: int = 200) -> torch.distributions.Distribution:
+    """The Gaussian q maximising the ELBO (minimising the ELBO's gap KL(q || p(z|x))) for each point, by L-BFGS on
+    the ELBO computed deterministically: E_q[log p(x, z)] by Gauss-Hermite (z = m + L u at nodes**d nodes) plus
+    H(q) in closed form. Two starts per point, the posterior's moments and its mode, keep the better: on a
+    symmetric two-moded posterior the moments' start sits on a saddle between the modes. 1-/2-D latents; batch
+    (batch,).
+    """
+    d = model.latent_dim
+    u, log_w = _gauss_hermite(d, nodes, x.dtype, x.device)
+    w = log_w.exp()[:, None]  # (n, 1)
+    mean, cov = exact_posterior_moments(model, x)
+    with torch.no_grad():
+        grid, f, _ = _posterior_grid(model, x, None)
+        mode = grid.z.gather(0, f.argmax(0)[None, :, None].expand(1, -1, d))[0]  # (batch, d)
+    tril0 = torch.linalg.cholesky(cov)
+    i, j = torch.tril_indices(d, d, offset=-1)  # the strictly lower triangle: free only with full covariance
+    free_off = full_covariance and d > 1
+
+    def fit(loc0, tril_start):
+        loc = loc0.clone().requires_grad_(True)
+        log_diag = torch.log(torch.diagonal(tril_start, dim1=-2, dim2=-1)).clone().requires_grad_(True)
+        off = tril_start[..., i, j].clone().requires_grad_(free_off)  # (batch, d (d - 1) / 2)
+        params = [loc, log_diag] + ([off] if free_off else [])
+
+        def tril():
+            L = torch.diag_embed(log_diag.exp())
+            if free_off:
+                L[:, i, j] = off  # L is a fresh tensor: writing into it keeps the graph
+            return L
+
+        def elbo_value():
+            z = loc + torch.einsum("bij,nj->nbi", tril(), u)  # (n, batch, d)
+            expected = (w * model.log_joint(x, z)).sum(0)  # (batch,)
+            return expected + 0.5 * d * (1 + math.log(2 * math.pi)) + log_diag.sum(-1)
+
+        opt = torch.optim.LBFGS(params, max_iter=steps, line_search_fn="strong_wolfe", tolerance_grad=1e-10,
+                                tolerance_change=1e-13)
+
+        def closure():
+            loss = -elbo_value().sum()  # points are independent: the sum's optimum is each point's own
+            # autograd.grad, not backward: the model's own parameters must not collect gradients
+            for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
+                p.grad = g.contiguous()  # L-BFGS flattens it with view
+            return loss.detach()
+
+        with torch.enable_grad():
+            opt.step(closure)
+        with torch.no_grad():
+            return loc.detach(), tril().detach(), elbo_value()
+
+    start_tril = tril0 if full_covariance else torch.diag_embed(torch.diagonal(tril0, dim1=-2, dim2=-1))
+    fits = [fit(mean, start_tril), fit(mode, 0.5 * start_tril)]
+    better = (fits[1][2] > fits[0][2])[:, None]
+    loc = torch.where(better, fits[1][0], fits[0][0])
+    L = torch.where(better[..., None], fits[1][1], fits[0][1])
+    if full_covariance:
+        return MultivariateNormal(loc, scale_tril=L)
+    return Independent(Normal(loc, torch.diagonal(L, dim1=-2, dim2=-1)), 1)
+
+
+def sample_mixture(q: MixtureSameFamily, sample_shape: tuple[int, ...] | torch.Size,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Draws from a mixture of Gaussians (MultivariateNormal or Independent Normal components) from an explicit
+    generator: the component by inverse CDF of a uniform, then z = loc_c + L_c eps with eps ~ N(0, I).
+
+    q: batch shape B, K components, event (d,) -> z: (*sample_shape, *B, d).
+    """
+    sample_shape = torch.Size(sample_shape)
+    probs = q.mixture_distribution.probs  # (*B, K)
+    comp = q.component_distribution
+    if isinstance(comp, MultivariateNormal):
+        loc, tril = comp.loc, comp.scale_tril  # (*B, K, d), (*B, K, d, d)
+    elif isinstance(comp, Independent) and isinstance(comp.base_dist, Normal):
+        loc, tril = comp.base_dist.loc, torch.diag_embed(comp.base_dist.scale)
+    else:
+        raise TypeError(f"components must be MultivariateNormal or Independent Normal, got {type(comp).__name__}")
+    shape = sample_shape + q.batch_shape
+    K, d = loc.shape[-2], loc.shape[-1]
+    u = torch.rand(*shape, 1, generator=generator, dtype=probs.dtype, device=probs.device)
+    cdf = torch.cumsum(probs, -1).expand(*shape, K).contiguous()
+    idx = torch.searchsorted(cdf, u * cdf[..., -1:], right=True).clamp(max=K - 1)  # (*shape, 1)
+    loc_c = loc.expand(*shape, K, d).gather(-2, idx[..., None].expand(*shape, 1, d))[..., 0, :]  # (*shape, d)
+    tril_c = tril.expand(*shape, K, d, d).gather(-3, idx[..., None, None].expand(*shape, 1, d, d))[..., 0, :, :]
+    eps = torch.randn(*shape, d, generator=generator, dtype=loc.dtype, device=loc.device)
+    return loc_c + (tril_c @ eps[..., None])[..., 0]
+
+
+def fit_mixture_proposal(model, x: torch.Tensor, n_components: int = 2, n_draws: int = 20_000, seed: int = 0,
+                         resolution: int | None = None) -> MixtureSameFamily:
+    """A mixture of full-covariance Gaussians fitted to p(z|x) by maximum likelihood on draws from the quadrature
+    grid (scikit-learn's EM): it approximately minimises the forward KL(p(z|x) || q) over mixtures, the proposal
+    family that a two-moded or curved posterior needs. 1-/2-D latents. Batch (batch,); each point fitted alone.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    with torch.no_grad():
+        grid, _, p = _posterior_grid(model, x, resolution)
+        g = torch.Generator().manual_seed(seed)
+        n, batch, d = grid.u.shape[0], x.shape[0], model.latent_dim
+        # a node by inverse CDF of its cell's mass, then a uniform position inside the cell (whitened coordinates)
+        cdf = torch.cumsum(p.T.cpu(), -1)  # (batch, n)
+        u = torch.rand(batch, n_draws, generator=g, dtype=cdf.dtype)
+        node = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=n - 1)  # (batch, n_draws)
+        jitter = (torch.rand(batch, n_draws, d, generator=g, dtype=cdf.dtype) - 0.5) * grid.h.cpu()[:, None, :]
+        u_nodes = grid.u.cpu().expand(n, batch, d).transpose(0, 1)  # (batch, n, d)
+        u_draws = u_nodes.gather(1, node[..., None].expand(batch, n_draws, d)) + jitter
+        z = grid.center.cpu()[:, None, :] + (grid.scale.cpu()[:, None] @ u_draws[..., None])[..., 0]
+        weights, means, trils = [], [], []
+        for i in range(batch):
+            gm = GaussianMixture(n_components, covariance_type="full", n_init=3, random_state=seed)
+            gm.fit(z[i].double().numpy())
+            weights.append(gm.weights_)
+            means.append(gm.means_)
+            trils.append(np.linalg.cholesky(gm.covariances_))
+        as_t = lambda a: torch.as_tensor(np.stack(a), dtype=x.dtype, device=x.device)  # noqa: E731
+        return MixtureSameFamily(Categorical(probs=as_t(weights)), MultivariateNormal(as_t(means),
+                                                                                      scale_tril=as_t(trils)))

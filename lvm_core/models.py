@@ -16,6 +16,8 @@ Estimators never ask which model they hold. Optional capabilities, looked up wit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -290,3 +292,126 @@ class GaussianMixtureLVM(LatentVariableModel):
         eps = torch.randn(n, self.data_dim, generator=g, dtype=self.means.dtype)
         x = self.means[k] + (self.scale_tril[k] @ eps[..., None])[..., 0]
         return x, torch.nn.functional.one_hot(k, self.latent_dim).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------- hard posteriors
+# Two-dimensional latents whose posteriors defeat a Gaussian q on purpose: curved, scale-varying, two-moded. Each is
+# a plain Gaussian-likelihood model (decode), so exact p(x) by quadrature, the estimators and the pages apply as is.
+
+
+def _positive(name: str, value) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+class BananaLVM(LatentVariableModel):
+    """A curved posterior: z ~ N(0, I), x = (z1, z2 + curvature * z1^2) + (noise[0], noise[1]) * eps.
+
+    x2 pins z2 + curvature * z1^2 to a thin band (noise[1] small) while x1 says little about z1 (noise[0] large), so
+    p(z|x) is a crescent along the parabola z2 = x2 - curvature * z1^2: no Gaussian bends with it.
+    """
+
+    def __init__(self, curvature: float = 1.0, noise: tuple[float, float] = (2.0, 0.2),
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.latent_dim = self.data_dim = 2
+        self.curvature = nn.Parameter(torch.tensor(float(curvature), dtype=dtype))
+        self.log_noise = nn.Parameter(torch.log(torch.tensor([_positive("noise[0]", noise[0]),
+                                                              _positive("noise[1]", noise[1])], dtype=dtype)))
+
+    def decode(self, z):
+        loc = torch.stack([z[..., 0], z[..., 1] + self.curvature * z[..., 0].pow(2)], -1)  # (..., 2)
+        return loc, self.log_noise.expand(loc.shape)
+
+
+class FunnelLVM(LatentVariableModel):
+    """Neal's funnel as the prior, observed weakly: z1 ~ N(0, prior_scale^2), z2 | z1 ~ N(0, exp(z1)),
+    x = z + (noise[0], noise[1]) * eps.
+
+    The scale of z2 is exp(z1 / 2): a wide mouth for large z1 and a narrow neck for small z1. With noisy x the
+    posterior keeps the funnel; a Gaussian q cannot be wide and narrow at once, so it misses the neck (ELBO) or the
+    mouth (importance weights with heavy tails).
+    """
+
+    def __init__(self, prior_scale: float = 2.0, noise: tuple[float, float] = (3.0, 1.0),
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.latent_dim = self.data_dim = 2
+        self.log_prior_scale = nn.Parameter(torch.tensor(math.log(_positive("prior_scale", prior_scale)),
+                                                         dtype=dtype))
+        self.log_noise = nn.Parameter(torch.log(torch.tensor([_positive("noise[0]", noise[0]),
+                                                              _positive("noise[1]", noise[1])], dtype=dtype)))
+
+    def prior(self) -> torch.distributions.Distribution:
+        raise NotImplementedError("the funnel prior is no torch Distribution: use log_prior(z) and sample(n)")
+
+    def log_prior(self, z):
+        # log N(z1; 0, s^2) + log N(z2; 0, exp(z1)), the second written with log sd = z1 / 2
+        s = self.log_prior_scale
+        return (-0.5 * (z[..., 0] * torch.exp(-s)).pow(2) - s - 0.5 * z[..., 1].pow(2) * torch.exp(-z[..., 0])
+                - 0.5 * z[..., 0] - LOG_2PI)
+
+    def decode(self, z):
+        return z, self.log_noise.expand(z.shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z1 = s eps1, z2 = exp(z1 / 2) eps2, then x = z + noise * eps. Returns x: (n, 2), z: (n, 2)."""
+        g = _generator(generator)
+        eps = torch.randn(n, 2, generator=g, dtype=self.dtype).to(self.device)
+        z1 = torch.exp(self.log_prior_scale) * eps[:, 0]
+        z = torch.stack([z1, torch.exp(0.5 * z1) * eps[:, 1]], -1)
+        noise = torch.randn(n, 2, generator=g, dtype=self.dtype).to(self.device)
+        return z + torch.exp(self.log_noise) * noise, z
+
+
+class BimodalLVM(LatentVariableModel):
+    """Two posterior modes: z ~ N(0, I), x = (z1^2, z2) + noise * eps.
+
+    x1 sees z1 only through its square, so z1 = +sqrt(x1) and z1 = -sqrt(x1) explain x equally well: p(z|x) has two
+    mirror-image modes of equal mass. A Gaussian q fitted by the ELBO sits on one of them (a gap of about log 2 nats);
+    one wide enough for both puts most of its mass between them.
+    """
+
+    def __init__(self, noise: tuple[float, float] = (0.5, 1.0), dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.latent_dim = self.data_dim = 2
+        self.log_noise = nn.Parameter(torch.log(torch.tensor([_positive("noise[0]", noise[0]),
+                                                              _positive("noise[1]", noise[1])], dtype=dtype)))
+
+    def decode(self, z):
+        loc = torch.stack([z[..., 0].pow(2), z[..., 1]], -1)  # (..., 2)
+        return loc, self.log_noise.expand(loc.shape)
+
+
+@dataclass(frozen=True)
+class HardPosterior:
+    """A named hard-posterior model and a point x where its posterior is awkward (the page's default)."""
+
+    build: Callable[[], LatentVariableModel]
+    x: tuple[float, float]
+    description: str
+
+
+# The defaults keep each posterior inside what the adaptive quadrature resolves to 1e-4 nats (tests pin it against
+# grids in coordinates of their own): a funnel observed more weakly (noise 3 on both axes) puts mass deep in the
+# neck, where the whitened grid's trapezoid rule loses 2e-3 nats (3e-2 with prior_scale 3).
+HARD_POSTERIORS: dict[str, HardPosterior] = {
+    "banana": HardPosterior(BananaLVM, (0.0, 1.0),
+                            "a crescent along z2 = 1 - z1^2: no Gaussian bends with it"),
+    "funnel": HardPosterior(FunnelLVM, (-2.0, 0.0),
+                            "Neal's funnel: z2's scale exp(z1 / 2) shrinks to a neck as z1 falls"),
+    "bimodal": HardPosterior(BimodalLVM, (2.0, 0.0),
+                             "z1 = +sqrt(2) or -sqrt(2): two mirror-image modes of equal mass"),
+}
+
+
+def hard_posterior(name: str) -> tuple[LatentVariableModel, torch.Tensor]:
+    """(model, x: (1, 2)) for a name in HARD_POSTERIORS, x its default point."""
+    if name not in HARD_POSTERIORS:
+        raise ValueError(f"unknown hard posterior {name!r}: choose one of {', '.join(HARD_POSTERIORS)}")
+    entry = HARD_POSTERIORS[name]
+    model = entry.build()
+    return model, torch.tensor([entry.x], dtype=model.dtype)

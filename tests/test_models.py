@@ -237,3 +237,100 @@ def test_mixture_with_a_zero_weight_component_gives_finite_log_joint_for_the_oth
     lj = model.log_joint(x, model.enumerate_latents())  # (K, batch)
     assert torch.all(torch.isfinite(lj[:2])) and torch.all(lj[2] == -math.inf)
     torch.testing.assert_close(torch.logsumexp(lj, 0), model.closed_form_log_marginal(x))
+
+
+# ------------------------------------------------------------------------------------------------ hard posteriors
+from lvm_core.estimators import exact_log_marginal  # noqa: E402
+from lvm_core.models import HARD_POSTERIORS, BananaLVM, BimodalLVM, FunnelLVM, hard_posterior  # noqa: E402
+
+
+def _brute_force_log_marginal(log_f, lim: float, n: int) -> float:
+    """log of the Riemann sum of exp(log_f) over a uniform n x n grid on [-lim, lim]^2 (log_f: (m, 2) -> (m,))."""
+    g = np.linspace(-lim, lim, n)
+    u = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    from scipy.special import logsumexp
+
+    return float(logsumexp(log_f(u)) + 2 * np.log(g[1] - g[0]))
+
+
+def _hard_log_joint_numpy(name: str, model, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Each hard model's density written out independently with scipy (z: (m, 2), one x)."""
+    if name == "banana":
+        noise = np.exp(_np(model.log_noise))
+        c = model.curvature.item()
+        return (stats.norm.logpdf(z).sum(-1) + stats.norm.logpdf(x[0], z[:, 0], noise[0])
+                + stats.norm.logpdf(x[1], z[:, 1] + c * z[:, 0] ** 2, noise[1]))
+    if name == "funnel":
+        s, noise = float(np.exp(_np(model.log_prior_scale))), np.exp(_np(model.log_noise))
+        return (stats.norm.logpdf(z[:, 0], 0, s) + stats.norm.logpdf(z[:, 1], 0, np.exp(z[:, 0] / 2))
+                + stats.norm.logpdf(x[0], z[:, 0], noise[0]) + stats.norm.logpdf(x[1], z[:, 1], noise[1]))
+    noise = np.exp(_np(model.log_noise))
+    return (stats.norm.logpdf(z).sum(-1) + stats.norm.logpdf(x[0], z[:, 0] ** 2, noise[0])
+            + stats.norm.logpdf(x[1], z[:, 1], noise[1]))
+
+
+@pytest.mark.parametrize("name", list(HARD_POSTERIORS))
+def test_hard_model_log_joint_equals_the_scipy_formula_and_broadcasts(name):
+    model, x = hard_posterior(name)
+    z = torch.randn(7, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1.5
+    got = model.log_joint(x, z[:, None, :])[:, 0]
+    np.testing.assert_allclose(_np(got), _hard_log_joint_numpy(name, model, _np(x[0]), _np(z)), rtol=1e-12)
+    assert model.log_joint(x, z[:, None, None, :].expand(7, 3, 1, 2)).shape == (7, 3, 1)
+
+
+@pytest.mark.parametrize("name", ["banana", "bimodal"])
+def test_hard_model_quadrature_matches_a_brute_force_grid_to_1e_4_nats(name):
+    model, x = hard_posterior(name)
+    x = torch.cat([x, x + torch.tensor([[0.7, -0.5]], dtype=torch.float64)])
+    for i in range(2):
+        xi = _np(x[i])
+        expected = _brute_force_log_marginal(lambda u: _hard_log_joint_numpy(name, model, xi, u), 9.0, 1601)  # noqa: B023
+        assert float(exact_log_marginal(model, x[i:i + 1])[0]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_funnel_quadrature_matches_a_non_centred_grid_to_1e_4_nats():
+    """The funnel integrated in the coordinates that straighten it, z1 = s a, z2 = exp(z1 / 2) v with a, v ~ N(0, 1):
+    p(x) = E_{a, v}[p(x | z)], a smooth integrand a uniform grid resolves; the neck no longer matters."""
+    model, x = hard_posterior("funnel")
+    x = torch.cat([x, torch.tensor([[0.0, 0.0], [1.0, 2.0]], dtype=torch.float64)])
+    s, noise = float(np.exp(_np(model.log_prior_scale))), np.exp(_np(model.log_noise))
+    for i in range(3):
+        xi = _np(x[i])
+
+        def log_f(u):
+            z1, z2 = s * u[:, 0], np.exp(s * u[:, 0] / 2) * u[:, 1]
+            return (stats.norm.logpdf(u).sum(-1) + stats.norm.logpdf(xi[0], z1, noise[0])  # noqa: B023
+                    + stats.norm.logpdf(xi[1], z2, noise[1]))  # noqa: B023
+
+        expected = _brute_force_log_marginal(log_f, 10.0, 1601)
+        assert float(exact_log_marginal(model, x[i:i + 1])[0]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_funnel_samples_follow_neals_funnel():
+    model = FunnelLVM(prior_scale=2.0)
+    x, z = model.sample(20_000, generator=3)
+    assert stats.kstest(_np(z[:, 0]) / 2.0, "norm").pvalue > 1e-3
+    assert stats.kstest(_np(z[:, 1] * torch.exp(-z[:, 0] / 2)), "norm").pvalue > 1e-3
+    assert stats.kstest(_np(x[:, 1] - z[:, 1]) / 1.0, "norm").pvalue > 1e-3  # the default noise on x2 is 1
+    with pytest.raises(NotImplementedError, match="log_prior"):
+        model.prior()
+
+
+@pytest.mark.parametrize("build", [BananaLVM, BimodalLVM, FunnelLVM])
+def test_hard_model_sample_is_reproducible_and_returns_x_and_z(build):
+    model = build()
+    a, b = model.sample(5, generator=1), model.sample(5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert a[0].shape == (5, 2) and a[1].shape == (5, 2)
+    assert not torch.equal(a[0], model.sample(5, generator=2)[0])
+
+
+def test_hard_posterior_registry_builds_each_model_with_its_point_and_refuses_unknown_names():
+    for name, entry in HARD_POSTERIORS.items():
+        model, x = hard_posterior(name)
+        assert model.latent_dim == model.data_dim == 2 and x.shape == (1, 2) and entry.description
+    with pytest.raises(ValueError, match="banana, funnel, bimodal"):
+        hard_posterior("donut")
+    for bad in (dict(noise=(0.0, 1.0)), dict(noise=(1.0, math.nan))):
+        with pytest.raises(ValueError, match="positive"):
+            BananaLVM(**bad)
