@@ -4,22 +4,11 @@ import re
 
 import pytest
 
-from tests.conftest import wait_for_app
+from tests.conftest import assert_page_clean, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-EXCEPTION = '[data-testid="stException"]'
 PLOTLY_SVG = ".js-plotly-plot svg.main-svg"
-
-
-def _screenshot(page, screenshot_dir, name: str) -> None:
-    # Streamlit scrolls inside its main container: grow the viewport to the content to capture the whole page
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    viewport = page.viewport_size
-    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 10_000))})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
-    page.set_viewport_size(viewport)
 
 
 def _iteration(page) -> int:
@@ -33,11 +22,11 @@ def _n_points(page) -> int:
 
 def test_mixtures_page_draws_its_charts_and_step_advances_em(open_app, screenshot_dir):
     page = open_app("mixtures", "?mx_preset=Overlapping+blobs&mx_K=4&mx_init=random+data+points")
-    assert page.locator(EXCEPTION).count() == 0
+    assert_page_clean(page)
     page.wait_for_selector(PLOTLY_SVG)
     assert page.locator(".js-plotly-plot").count() >= 4  # mixture, log-likelihood, decomposition, samples
     assert page.locator(".katex").count() >= 3  # the model, the live mixture and the decomposition equations
-    _screenshot(page, screenshot_dir, "mixtures-iteration-0")
+    screenshot(page, screenshot_dir, "mixtures-iteration-0")
     assert _iteration(page) == 0 and "Overlapping blobs" in page.get_by_text(re.compile("Current data:")).inner_text()
     page.get_by_role("button", name="Step").click()
     page.wait_for_function(
@@ -45,8 +34,8 @@ def test_mixtures_page_draws_its_charts_and_step_advances_em(open_app, screensho
     )
     wait_for_app(page)
     assert _iteration(page) == 1 and "mx_iter=1" in page.url
-    assert page.locator(EXCEPTION).count() == 0
-    _screenshot(page, screenshot_dir, "mixtures-iteration-1")
+    assert_page_clean(page)
+    screenshot(page, screenshot_dir, "mixtures-iteration-1")
 
 
 def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
@@ -62,8 +51,8 @@ def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
     )
     wait_for_app(page)
     assert _n_points(page) == before + 1
-    assert page.locator(EXCEPTION).count() == 0
-    _screenshot(page, screenshot_dir, "mixtures-added-point")
+    assert_page_clean(page)
+    screenshot(page, screenshot_dir, "mixtures-added-point")
 
 
 def test_a_box_drag_in_delete_mode_deletes_the_points_inside(open_app, screenshot_dir):
@@ -84,5 +73,5 @@ def test_a_box_drag_in_delete_mode_deletes_the_points_inside(open_app, screensho
     )
     wait_for_app(page)
     assert _n_points(page) < before
-    assert page.locator(EXCEPTION).count() == 0
-    _screenshot(page, screenshot_dir, "mixtures-deleted-box")
+    assert_page_clean(page)
+    screenshot(page, screenshot_dir, "mixtures-deleted-box")
