@@ -142,6 +142,25 @@ st.number_input("k", value=1, step=1, key="k", bind="query-params")
         assert at.number_input(key="k").value == 1
 
 
+def test_cleaner_removes_a_bad_value_of_a_parameter_bound_to_a_widget():
+    # the browser writes a typed 30-digit number into the URL of a bound number input; the next run's cleaner must
+    # drop it without `del st.query_params[...]`, which Streamlit refuses once the key is bound
+    script = """
+import streamlit as st
+from ui.query import clean_query_params
+clean_query_params()
+v = st.number_input("x", value=0.0, key="px", bind="query-params")
+st.write(repr(v))
+"""
+    at = checked(AppTest.from_string(script, default_timeout=30)).run()
+    at.number_input(key="px").set_value(2.5).run()  # bound now
+    for value in ["999999999999999999999999999999", "1e400", "nan", "inf"]:
+        at.query_params["px"] = value
+        at.run()
+        assert "px" not in at.query_params, value
+        assert at.markdown[-1].value == "2.5"  # the widget kept its value
+
+
 # ------------------------------------------------------------------------------------------------------- sidebar
 
 
