@@ -290,7 +290,7 @@ def frame_iterations(n_iter: int, max_frames: int, dense: int = 20) -> np.ndarra
     if n_iter + 1 <= max_frames:
         return np.arange(n_iter + 1)
     head = np.arange(min(dense, max_frames // 2))
-    tail = np.linspace(head[-1] + 1, n_iter, max_frames - len(head)).round().astype(int)
+    tail = np.linspace(n_iter, head[-1] + 1, max_frames - len(head))[::-1].round().astype(int)  # ends at n_iter
     return np.unique(np.concatenate([head, tail]))
 
 
