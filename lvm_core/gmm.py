@@ -434,6 +434,22 @@ def number_of_parameters(gm: GaussianMixture) -> int:
     return int(gm._n_parameters())
 
 
+def mixture_1d_log_terms(x: np.ndarray, weights, means, stds) -> np.ndarray:
+    """The terms log pi_k + log N(x; mu_k, sigma_k^2) of a 1-D mixture at x (n,) -> (K, n); logsumexp over axis 0 is
+    log p(x). The weights are normalised to sum to 1."""
+    weights = np.asarray(weights, dtype=float)
+    means, stds = np.asarray(means, dtype=float)[:, None], np.asarray(stds, dtype=float)[:, None]  # (K, 1)
+    z = (np.asarray(x, dtype=float)[None, :] - means) / stds  # (K, n)
+    return np.log(weights / weights.sum())[:, None] - 0.5 * z**2 - np.log(stds) - 0.5 * np.log(2 * np.pi)
+
+
+def sample_mixture_1d(weights, means, stds, n: int, seed: int) -> np.ndarray:
+    """n draws x ~ sum_k pi_k N(mu_k, sigma_k^2), the generative way: z ~ Categorical(pi), then x | z -> (n,)"""
+    rng = np.random.default_rng(seed)
+    z = rng.choice(len(weights), size=n, p=np.asarray(weights) / np.sum(weights))  # (n,)
+    return rng.normal(np.asarray(means)[z], np.asarray(stds)[z])
+
+
 # ---- non-convexity: restarts ----------------------------------------------------------------------------------
 
 

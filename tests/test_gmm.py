@@ -21,6 +21,7 @@ from lvm_core.gmm import (
     frame_iterations,
     full_covariances,
     log_marginal,
+    mixture_1d_log_terms,
     mixture_from_params,
     responsibilities,
     run_restarts,
@@ -273,3 +274,13 @@ def test_trajectory_table_has_a_row_per_iteration_and_component(blobs):
     cov = full_covariances(trace.mixture())
     np.testing.assert_allclose(table["cov_12"][last], cov[:, 0, 1])  # zero for diagonal covariances
     np.testing.assert_allclose(table["cov_22"][last], cov[:, 1, 1])
+
+
+def test_mixture_1d_log_terms_are_scipy_normals_weighted_by_normalised_pi():
+    from scipy.stats import norm
+
+    x = np.linspace(-30, 30, 201)
+    terms = mixture_1d_log_terms(x, [2.0, 6.0], [-1.0, 2.0], [0.5, 3.0])
+    np.testing.assert_allclose(terms[0], np.log(0.25) + norm.logpdf(x, -1.0, 0.5), rtol=1e-12)
+    np.testing.assert_allclose(terms[1], np.log(0.75) + norm.logpdf(x, 2.0, 3.0), rtol=1e-12)
+    assert np.all(np.isfinite(logsumexp(terms, axis=0)))  # far in the tails too: log space

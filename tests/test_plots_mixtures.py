@@ -152,7 +152,10 @@ def test_em_animation_has_one_frame_per_shown_iteration_updating_the_animated_tr
     assert out[-1]["data"][0]["marker"]["color"] == figs.blend_colors(gmm.responsibilities(trace.mixture(), X))
     means = out[-1]["data"][animated.index(next(i for i in animated if data[i].get("name") == "means μₖ"))]
     np.testing.assert_allclose(figs_array(means["x"]), trace.mixture().means_[:, 0])
-    assert "converged" in out[-1]["layout"]["title"]["text"]
+    steps = spec["layout"]["sliders"][0]["steps"]
+    assert "(converged)" in steps[-1]["label"] and "(not yet converged)" in steps[0]["label"]
+    assert steps[-1]["label"].startswith(f"{trace.n_iter}: mean log p(x) = ")
+    assert all("layout" not in f for f in out)  # a frame that changes the layout draws far slower
     play = spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]
     assert play["frame"] == {"duration": 50, "redraw": False} and play["fromcurrent"] is True
     assert spec["layout"]["yaxis"]["scaleanchor"] == "x"  # equal aspect in x-space
@@ -191,7 +194,7 @@ def test_generative_animation_draws_one_more_sample_per_frame_and_opens_on_all(f
     line = spec["frames"][4]["data"][4]
     np.testing.assert_allclose([line["x"][0], line["y"][0]], g.means_[j])
     np.testing.assert_allclose([line["x"][1], line["y"][1]], x[4])
-    assert f"picked k = {j + 1}" in spec["frames"][4]["layout"]["title"]["text"]
+    assert f"picked k = {j + 1}" in spec["layout"]["sliders"][0]["steps"][4]["label"]
     assert spec["layout"]["sliders"][0]["active"] == 10  # opens on all samples
     play = spec["layout"]["updatemenus"][0]["buttons"][0]["args"]
     assert play[0] == names and play[1]["fromcurrent"] is False  # Play always starts at the first draw

@@ -25,6 +25,7 @@ DENSITY_MODES = ("contours", "heatmap")
 CLICK_MODES = {"pick": "pick x", "add": "add points", "delete": "delete points"}
 SPEEDS = (1, 2, 5, 10, 30, 60)  # EM iterations per second while the animation plays
 MAX_FRAMES = 60  # iterations the EM animation shows at most (every one early on, then evenly spaced)
+CLICK_GRID = 30  # invisible click targets per axis: a click on empty space lands within half a cell of the pointer
 MAX_ABS_POINT = 1e6  # the typed point x: the number inputs refuse anything beyond, so the URL never holds it
 DEFAULT_INIT = "random"  # random responsibilities: EM visibly moves for a dozen iterations or more
 GENERATIVE_ANIMATED = 30  # the generative animation draws this many samples one by one
@@ -56,7 +57,7 @@ def em_figure(key: tuple, _X: np.ndarray, _trace: gmm.EMTrace, views: tuple, den
     grid = (xlim, ylim) if "density" in views else (None, None)
     frames = gmm.em_frames(_trace, _X, iterations, *grid)
     return figs.em_animation_figure(_X, frames, np.array(_trace.log_likelihoods), _trace.converged_at, views,
-                                    density_mode, clicks=figs.click_grid(xlim, ylim), point=np.array(point),
+                                    density_mode, clicks=figs.click_grid(xlim, ylim, CLICK_GRID), point=np.array(point),
                                     xlim=xlim, ylim=ylim, frame_ms=1000 / speed, height=height, dragmode=dragmode)
 
 

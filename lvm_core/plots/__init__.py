@@ -124,9 +124,11 @@ def animation_controls(frame_names: list[str], labels: list[str] | None = None, 
     return dict(
         updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0.0, xanchor="left", y=0.0,
                           yanchor="top", pad=dict(t=48, r=10), buttons=buttons)],
+        # the step labels say what a frame shows (e.g. its numbers); only the current one is written out, above the
+        # rail: one per tick would overlap, and a frame that changes the layout (a title) is far slower to draw
         sliders=[dict(active=active, x=0.2, len=0.8, xanchor="left", y=0.0, yanchor="top", pad=dict(t=40, b=0),
-                      currentvalue=dict(prefix=prefix, visible=True, xanchor="left"), ticklen=3,
-                      font=dict(size=10), transition=dict(duration=0),
+                      currentvalue=dict(prefix=prefix, visible=True, xanchor="left", font=dict(size=13)),
+                      ticklen=3, font=dict(size=1, color="rgba(0,0,0,0)"), transition=dict(duration=0),
                       steps=[dict(method="animate", label=label, args=[[name], still])
                              for name, label in zip(frame_names, labels, strict=True)])],
     )

@@ -254,9 +254,9 @@ def _em_traces(frame, X, views: set, density_mode: str, K: int) -> list[dict]:
     return traces
 
 
-def _title(frame, converged_at: int | None) -> str:
+def _label(frame, converged_at: int | None) -> str:
     status = "converged" if converged_at is not None and frame.iteration >= converged_at else "not yet converged"
-    return f"EM iteration {frame.iteration}: mean log p(x) = {text_number(frame.log_likelihood, 6)} nats ({status})"
+    return f"{frame.iteration}: mean log p(x) = {text_number(frame.log_likelihood, 6)} nats ({status})"
 
 
 def em_animation_figure(
@@ -294,7 +294,7 @@ def em_animation_figure(
                            marker=dict(size=9, opacity=0.0, color=PALETTE["data"]), hoverinfo="none",
                            showlegend=False, name="click grid"))
     colored = "responsibilities" in views
-    marker = dict(size=5 if len(X) > 1500 else 6, color=PALETTE["data"], line=dict(width=0.4, color="rgba(0,0,0,0.35)"))
+    marker = dict(size=5 if len(X) > 1500 else 6, color=PALETTE["data"])  # no outline: half the drawing per frame
     data = dict(type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl", x=X[:, 0], y=X[:, 1], mode="markers",
                 name="data (colour: p(z | x))" if colored else "data", marker=marker,
                 hovertemplate="(%{x:.2f}, %{y:.2f})" + ("<br>most likely component: %{customdata}" if colored else "")
@@ -351,7 +351,8 @@ def em_animation_figure(
         marker=dict(size=13, color=PALETTE["model"], line=dict(width=2, color="white")), **right)
     redraw = "density" in views and first.density is not None and density_mode == "heatmap"
     names = [str(f.iteration) for f in frames]
-    fig.update_layout(animation_controls(names, frame_ms=frame_ms, redraw=redraw, prefix="EM iteration "))
+    fig.update_layout(animation_controls(names, [_label(f, converged_at) for f in frames], frame_ms=frame_ms,
+                                         redraw=redraw, prefix="EM iteration "))
     if xlim is None or ylim is None:
         xlim, ylim = plot_limits(X)
     fig.update_xaxes(range=list(xlim), constrain="domain", title_text=X_TITLE, row=1, col=1)
@@ -369,13 +370,11 @@ def em_animation_figure(
             fig.add_annotation(x=0, y=lo - pad, xref="x2", yref="y2", text=f"iteration 0: {text_number(ll[0], 4)}",
                                showarrow=True, arrowhead=2, ax=40, ay=-30, xanchor="left", font=dict(size=11))
     fig.update_layout(
-        title=dict(text=_title(first, converged_at), x=0.0, xanchor="left", font=dict(size=15)),
         height=height, dragmode=dragmode, uirevision="mixture", hovermode="closest",
-        margin=dict(l=60, r=20, t=90, b=120),
-        legend=dict(orientation="h", yanchor="bottom", y=1.04, xanchor="left", x=0.0, font=dict(size=11)),
+        margin=dict(l=60, r=20, t=50, b=120),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0, font=dict(size=11)),
     )
-    frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K),
-                   layout=dict(title=dict(text=_title(f, converged_at))))
+    frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K))
               for name, f in zip(names, frames, strict=True)]
     return with_frames(go.Figure(data=traces, layout=fig.layout, _validate=False), frames)
 
@@ -578,25 +577,24 @@ def generative_animation_figure(
 
     def caption(shown: int) -> str:
         j = int(k[shown - 1])
-        return (f"Draw {shown}: picked k = {j + 1} (probability π = {weights[j]:.2f}), then drew x = "
+        return (f"draw {shown}: picked k = {j + 1} (probability π = {weights[j]:.2f}), then drew x = "
                 f"({x[shown - 1, 0]:.2f}, {x[shown - 1, 1]:.2f}) from N(μ{j + 1}, Σ{j + 1})")
 
     names = [str(j) for j in range(1, n_animated + 1)] + ["all"]
-    frames = [dict(name=str(j), traces=animated, data=frame_data(j, True), layout=dict(title=dict(text=caption(j))))
-              for j in range(1, n_animated + 1)]
-    everything = f"All {len(x):,} samples, coloured by the component each was drawn from"
-    frames.append(dict(name="all", traces=animated, data=frame_data(len(x), False),
-                       layout=dict(title=dict(text=everything))))
+    frames = [dict(name=str(j), traces=animated, data=frame_data(j, True)) for j in range(1, n_animated + 1)]
+    everything = f"all {len(x):,} samples, coloured by the component each was drawn from"
+    frames.append(dict(name="all", traces=animated, data=frame_data(len(x), False)))
     for i, values in zip(animated, frames[-1]["data"], strict=True):  # the figure opens on the last frame
         traces[i] = {**traces[i], **values}
     fig = go.Figure(data=traces, _validate=False)
     if xlim is not None and ylim is not None:
         fig.update_xaxes(range=list(xlim), constrain="domain")
         fig.update_yaxes(range=list(ylim), constrain="domain")
-    style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height, title=everything)
-    fig.update_layout(animation_controls(names, labels=names[:-1] + [f"all {len(x):,}"], frame_ms=frame_ms,
-                                         prefix="shown: ", active=len(names) - 1, from_start=True))
-    fig.update_layout(title_font_size=14, margin=dict(t=90, b=120), legend=dict(y=1.04))
+    style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height)
+    labels = [caption(j) for j in range(1, n_animated + 1)] + [everything]
+    fig.update_layout(animation_controls(names, labels, frame_ms=frame_ms, prefix="", active=len(names) - 1,
+                                         from_start=True))
+    fig.update_layout(margin=dict(t=50, b=120))
     return with_frames(fig, frames)
 
 
