@@ -1,6 +1,8 @@
 """Shared palette and figure conventions; one module per topic holds that topic's pure figure builders.
 
-Colours are mid-tone so they read on both Streamlit's light and dark themes; each role keeps one colour on every page.
+Colours are mid-tone so they read on both Streamlit's light and dark themes (contrast >= 2.5 against white and
+against Streamlit's dark background); each role keeps one colour on every page. Data, model, truth, estimate and the
+two estimators stay distinct for viewers with deuteranopia or protanopia (tests/test_palette.py).
 Figures set no template or background: st.plotly_chart's Streamlit theme follows the viewer's light or dark mode.
 """
 
@@ -12,9 +14,9 @@ PALETTE = {
     "data": "#868E96",  # observed points and histograms of samples
     "model": "#4263EB",  # the model's density p_theta(x)
     "truth": "#F76707",  # exact ground truth: log p(x), exact densities (our signature colour)
-    "estimate": "#1098AD",  # a generic Monte Carlo estimate
-    "naive": "#D6336C",  # naive Monte Carlo (z from a uniform box)
-    "importance": "#37B24D",  # importance sampling
+    "estimate": "#12B886",  # a generic Monte Carlo estimate
+    "naive": "#C2255C",  # naive Monte Carlo (z from a uniform box)
+    "importance": "#339AF0",  # importance sampling
     "prior": "#F59F00",  # p(z)
     "posterior": "#AE3EC9",  # p(z | x)
     "proposal": "#0CA678",  # q(z; phi)
