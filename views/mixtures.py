@@ -16,7 +16,7 @@ from lvm_core.plots import mixtures as figs
 from lvm_core.plots import text_number
 from ui import kit, state
 from ui.data import DataKeys, data_picker, set_points
-from ui.sidebar import page_seed
+from ui.sidebar import page_seed, presentation_mode
 
 DATA = DataKeys("mx", data=state.DATASET, meta=state.DATASET_META)
 FIT_CONTROLS = ("mx_K", "mx_cov", "mx_init", "mx_seed")  # with the data, they define the fit: Reset keeps them
@@ -28,6 +28,9 @@ MAX_FRAMES = 60  # iterations the EM animation shows at most (every one early on
 CLICK_GRID = 30  # invisible click targets per axis: a click on empty space lands within half a cell of the pointer
 MAX_ABS_POINT = 1e6  # the typed point x: the number inputs refuse anything beyond, so the URL never holds it
 DEFAULT_INIT = "random"  # random responsibilities: EM visibly moves for a dozen iterations or more
+# on the default data, the start from seed 1 reaches the best optimum in 23 iterations; seed 0 ends in a poorer one
+# (the restarts of section 5 show why a start matters)
+DEFAULT_INIT_SEED = 1
 GENERATIVE_ANIMATED = 30  # the generative animation draws this many samples one by one
 
 # session keys private to this page (widget keys are the "mx_*" strings next to each widget)
@@ -117,7 +120,8 @@ covariance_type = c2.selectbox("Covariance type", gmm.COVARIANCE_TYPES, format_f
 init_params = c3.selectbox("Initialisation", gmm.INIT_PARAMS, index=gmm.INIT_PARAMS.index(DEFAULT_INIT),
                            format_func=gmm.INIT_LABELS.get, key="mx_init", bind="query-params",
                            persist_state="session")
-init_seed = c4.slider("Init seed", 0, 999, 0, key="mx_seed", bind="query-params", persist_state="session")
+init_seed = c4.slider("Init seed", 0, 999, DEFAULT_INIT_SEED, key="mx_seed", bind="query-params",
+                      persist_state="session")
 v1, v2, v3, v4 = st.columns([3, 1.6, 2.6, 2])
 views = v1.pills("Show", VIEWS, selection_mode="multi", default=list(VIEWS), key="mx_show", bind="query-params",
                  persist_state="session")
@@ -182,8 +186,9 @@ def em_section() -> None:
     m1.metric("EM iterations", trace.n_iter)
     m2.metric("mean log p(x) at the end", f"{trace.log_likelihoods[-1]:.4f} nats",
               delta=f"{trace.log_likelihoods[-1] - trace.log_likelihoods[0]:+.4g} from the start")
-    m3.metric("status", f"converged at {trace.converged_at}" if trace.converged_at is not None
-              else f"stopped at {gmm.MAX_EM_ITER}")
+    m3.metric("converged at iteration", "—" if trace.converged_at is None else trace.converged_at,
+              help=f"EM stops when the mean log p(x) changes by less than {gmm.DEFAULT_TOL:g} nats per point, or "
+                   f"after {gmm.MAX_EM_ITER} iterations (—: it did not converge by then).")
     if init_params in gmm.ONE_POINT_INITS:
         with em_slot:
             kit.note(f"Iteration 0 is scikit-learn's '{gmm.INIT_LABELS[init_params]}' start: each mean sits on one "
@@ -201,7 +206,7 @@ def em_section() -> None:
                  f"Converged: the change fell below {gmm.DEFAULT_TOL:g} nats per point. Solid ellipses at 1, dashed "
                  "at 2 standard deviations. The fitted mixture (the last iteration) is used below and on the other "
                  "pages:")
-        st.latex(figs.mixture_latex(gm.weights_, gm.means_, per_line=3))
+        st.latex(figs.mixture_latex(gm.weights_, gm.means_, per_line=2))
         kit.csv_download(trajectory_csv(fit_key, trace), "em_trajectory.csv", key="mx_em_csv",
                          label="Download the EM trajectory (CSV)")
 
@@ -223,7 +228,8 @@ def decomposition_section() -> None:
     with left:
         kit.chart(figs.decomposition_figure(terms, height=kit.height(320)), key="mx_decomp")
     with right:
-        st.latex(figs.decomposition_latex(x, terms, np.log(gm.weights_), per_line=2))
+        # larger type in presentation mode: one term per line keeps the equation inside its column
+        st.latex(figs.decomposition_latex(x, terms, np.log(gm.weights_), per_line=1 if presentation_mode() else 2))
 
 
 # ----------------------------------------------------------------------------------- 4 · the generative story

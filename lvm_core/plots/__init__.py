@@ -109,6 +109,9 @@ def style_figure(
     return fig
 
 
+ANIMATION_MARGIN = 150  # pixels under the plot for the Play button and the slider with its current value
+
+
 def animation_controls(frame_names: list[str], labels: list[str] | None = None, frame_ms: float = 200.0,
                        redraw: bool = False, prefix: str = "", active: int = 0, from_start: bool = False) -> dict:
     """Plotly's own Play/Pause buttons and a frame slider for a figure with frames (pass to fig.update_layout).
@@ -125,11 +128,13 @@ def animation_controls(frame_names: list[str], labels: list[str] | None = None, 
                dict(label="❚❚ Pause", method="animate", args=[[None], still])]
     return dict(
         updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0.0, xanchor="left", y=0.0,
-                          yanchor="top", pad=dict(t=48, r=10), buttons=buttons)],
+                          yanchor="top", pad=dict(t=72, r=10), buttons=buttons)],
         # the step labels say what a frame shows (e.g. its numbers); only the current one is written out, above the
         # rail: one per tick would overlap, and a frame that changes the layout (a title) is far slower to draw
-        sliders=[dict(active=active, x=0.2, len=0.8, xanchor="left", y=0.0, yanchor="top", pad=dict(t=40, b=0),
-                      currentvalue=dict(prefix=prefix, visible=True, xanchor="left", font=dict(size=13)),
+        # below the x-axis titles: a figure using these controls leaves a bottom margin of BOTTOM_MARGIN
+        sliders=[dict(active=active, x=0.25, len=0.75, xanchor="left", y=0.0, yanchor="top", pad=dict(t=64, b=0),
+                      currentvalue=dict(prefix=prefix, visible=True, xanchor="left",
+                                        font=dict(size=13, color=PALETTE["data"])),  # grey: light and dark themes
                       ticklen=3, font=dict(size=1, color="rgba(0,0,0,0)"), transition=dict(duration=0),
                       steps=[dict(method="animate", label=label, args=[[name], still])
                              for name, label in zip(frame_names, labels, strict=True)])],

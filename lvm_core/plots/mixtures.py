@@ -9,6 +9,7 @@ from plotly.colors import hex_to_rgb
 from plotly.subplots import make_subplots
 
 from lvm_core.plots import (
+    ANIMATION_MARGIN,
     PALETTE,
     animation_controls,
     component_color,
@@ -285,7 +286,7 @@ def em_animation_figure(
     views = set(views)
     first = frames[0]
     K = first.means.shape[0]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.63, 0.37], horizontal_spacing=0.09)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.13)
     start = iter(_em_traces(first, X, views, density_mode, K))  # the first frame's values, in the frames' order
     traces: list[dict] = []
     animated: list[int] = []  # indices of the traces the frames update
@@ -360,7 +361,7 @@ def em_animation_figure(
                      row=1, col=1)
     fig.update_xaxes(title_text="EM iteration", rangemode="tozero", tick0=0, dtick=max(1, int(np.ceil(len(ll) / 8))),
                      row=1, col=2)
-    fig.update_yaxes(title_text="mean log p(x) (nats per point)", row=1, col=2)
+    fig.update_yaxes(title_text="mean log p(x), nats", row=1, col=2)
     if len(ll) >= 2:
         rest = ll[1:]
         lo, hi = float(rest.min()), float(rest.max())
@@ -371,7 +372,7 @@ def em_animation_figure(
                                showarrow=True, arrowhead=2, ax=40, ay=-30, xanchor="left", font=dict(size=11))
     fig.update_layout(
         height=height, dragmode=dragmode, uirevision="mixture", hovermode="closest",
-        margin=dict(l=60, r=20, t=50, b=120),
+        margin=dict(l=60, r=20, t=50, b=ANIMATION_MARGIN),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0, font=dict(size=11)),
     )
     frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K))
@@ -594,7 +595,7 @@ def generative_animation_figure(
     labels = [caption(j) for j in range(1, n_animated + 1)] + [everything]
     fig.update_layout(animation_controls(names, labels, frame_ms=frame_ms, prefix="", active=len(names) - 1,
                                          from_start=True))
-    fig.update_layout(margin=dict(t=50, b=120))
+    fig.update_layout(margin=dict(t=50, b=ANIMATION_MARGIN))
     return with_frames(fig, frames)
 
 
@@ -780,5 +781,5 @@ def decomposition_latex(x: np.ndarray, terms_log: np.ndarray, log_weights: np.nd
     return (
         rf"\begin{{aligned}} p\!\left({_vec(x)}\right) &= \sum_k \pi_k\,\mathcal{{N}}(x;\mu_k,\Sigma_k) \\ &= "
         + r"\\ &\quad + ".join(lines)
-        + rf"\\ &= {latex_number(np.exp(log_p))}, \qquad \log p(x) = {log_text}\ \text{{nats}} \end{{aligned}}"
+        + rf"\\ &= {latex_number(np.exp(log_p))} \\ \log p(x) &= {log_text}\ \text{{nats}} \end{{aligned}}"
     )
