@@ -3,7 +3,8 @@ charts that export at slide resolution, CSV downloads, the slides flag, "Reset t
 
     from ui import kit
     kit.explain("The idea in one paragraph ...")        # hidden with ?slides=true
-    kit.guarded(section)                                 # an exception becomes a message the tests can see
+    kit.guarded(section, explained=(MyInputError,))      # an exception becomes a message the tests can see
+    st.caption(f"File: {kit.literal(name)}")             # user text shown as typed, never as Markdown or HTML
     kit.chart(fig, key="est_hist", filename="estimates")  # PNG export from the chart's own modebar
     if kit.player("elbo", on_step=step, on_reset=reset): ...
 """
