@@ -51,8 +51,8 @@ CASES = [
          "?mx_preset=Overlapping+blobs&mx_speed=60", "mx_chart_"),
     Case("EM, heatmap density (frames redraw)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_speed=60&mx_density=heatmap", "mx_chart_"),
-    Case("EM, 2,000 points, K = 10", "mixtures",
-         "?mx_preset=Overlapping+blobs&mx_n=2000&mx_K=10&mx_speed=60", "mx_chart_"),
+    Case("EM, 2,000 points, K = 10 (random data points start)", "mixtures",
+         "?mx_preset=Overlapping+blobs&mx_n=2000&mx_K=10&mx_init=random+data+points&mx_speed=60", "mx_chart_"),
     Case("generative process, 30 draws", "mixtures", "?mx_speed=60", "mx_gen_chart"),
 ]
 

@@ -269,21 +269,35 @@ def restarts_section() -> None:
         done.append(restart)
         bar.progress(r / total, text=f"Restart {r} of {total}: {restart.log_likelihood:.4f} nats")
 
-    result = gmm.run_restarts(X, K, R, covariance_type, r_init, page_seed(), callback=progress, done=list(done))
-    if bar is not None:
+    if len(done) < R:
+        gmm.run_restarts(X, K, R, covariance_type, r_init, page_seed(), callback=progress, done=list(done))
         bar.empty()
+    hist, panels, caption = restarts_figures(key, R, X, covariance_type, tuple(done[:R]), kit.height(300),
+                                             kit.height(230))
+    left, right = st.columns([2, 3])
+    with left:
+        kit.chart(hist, key="mx_r_hist")
+        st.caption(caption)
+    with right:
+        kit.chart(panels, key="mx_r_panels")
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def restarts_figures(key: str, n: int, _X: np.ndarray, covariance_type: str, _restarts: tuple, height: int,
+                     panel_height: int):
+    """the histogram of the n restarts' final log-likelihoods and the best distinct optima (key: the data and
+    settings of the restarts; kept, so a rerun does not rebuild them)"""
+    restarts = list(_restarts)
+    optima = gmm.distinct_optima(restarts, _X)
     panels = []
-    for opt in result.optima[:6]:
+    for opt in optima[:6]:
         g = gmm.mixture_from_params(opt.restart.params, covariance_type)
         panels.append({"ellipses": gmm.component_ellipses(g, n_stds=(1.0,)), "means": g.means_,
                        "log_likelihood": opt.restart.log_likelihood, "count": opt.count})
-    left, right = st.columns([2, 3])
-    with left:
-        kit.chart(figs.restarts_histogram(result.log_likelihoods, height=kit.height(300)), key="mx_r_hist")
-        st.caption(f"{len(result.optima)} distinct optima in {R} restarts; the best reached {result.optima[0].count}x."
-                   + (f" Showing the best {len(panels)} of them." if len(result.optima) > len(panels) else ""))
-    with right:
-        kit.chart(figs.optima_small_multiples(X, panels, height_per_row=kit.height(230)), key="mx_r_panels")
+    caption = (f"{len(optima)} distinct optima in {len(restarts)} restarts; the best reached {optima[0].count}x."
+               + (f" Showing the best {len(panels)} of them." if len(optima) > len(panels) else ""))
+    return (figs.restarts_histogram(np.array([r.log_likelihood for r in restarts]), height=height),
+            figs.optima_small_multiples(_X, panels, height_per_row=panel_height), caption)
 
 
 # ---------------------------------------------------------------------------------------------- 6 · model choice
