@@ -122,7 +122,8 @@ init_params = c3.selectbox("Initialisation", gmm.INIT_PARAMS, index=gmm.INIT_PAR
                            persist_state="session")
 init_seed = c4.slider("Init seed", 0, 999, DEFAULT_INIT_SEED, key="mx_seed", bind="query-params",
                       persist_state="session")
-v1, v2, v3, v4 = st.columns([3, 1.6, 2.6, 2])
+v1, v2 = st.columns([3, 2])  # two rows: pills and segmented controls need their full labels
+v3, v4 = st.columns([3, 2])
 views = v1.pills("Show", VIEWS, selection_mode="multi", default=list(VIEWS), key="mx_show", bind="query-params",
                  persist_state="session")
 views = tuple(v for v in VIEWS if v in (views or ()))
