@@ -1,7 +1,9 @@
-"""Benchmark the shallow-mixtures page: one EM step (core, and with the page's redraw), and R = 50 restarts.
+"""Benchmark the shallow-mixtures page: EM's whole trajectory and its browser-side animation (core), the page's
+reruns (AppTest), and R = 50 restarts.
 
 Run by hand: `python benchmarks/bench_mixtures.py [--repeats 15]`. Writes benchmarks/results/mixtures.md.
-2,000 points of the "overlapping" preset, K = 10, full covariances.
+2,000 points of the "overlapping" preset, K = 10, full covariances. The animation's frame rate in the browser is
+measured by bench_animation.py.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from lvm_core import gmm  # noqa: E402
 from lvm_core.datasets import make_dataset  # noqa: E402
 
 N, K = 2000, 10
+# random data points as the start: with K = 10 on 2,000 points, random responsibilities give ten near-identical
+# components whose first EM step changes the likelihood by less than tol, so EM stops at once
+INIT = "random_from_data"
 
 
 CPU: dict[int, list[float]] = {}  # id(wall-time list) -> CPU seconds of this process per repeat
@@ -43,26 +48,51 @@ def bench_core_step(X, repeats: int) -> list[float]:
     return timed(lambda: gmm.em_extend(trace, X, 1), repeats)
 
 
-def bench_page_step(repeats: int) -> tuple[list[float], list[float], list[float]]:
-    """AppTest: the page with 2,000 points and K = 10; each sample is a Step click plus the whole page's rerun."""
+def bench_trajectory(X, repeats: int) -> tuple[list[float], list[float], int, int]:
+    """EM to convergence (`gmm.em_run`), then the animation: frames (`gmm.em_frames`) and the figure with its JSON"""
+    import plotly.io as pio
+
+    from lvm_core.plots import mixtures as figs
+
+    out = {}
+
+    def run():
+        out["trace"] = gmm.em_run(X, K, "full", INIT, seed=1)
+
+    def animate():
+        trace = out["trace"]
+        xlim, ylim = figs.plot_limits(X)
+        frames = gmm.em_frames(trace, X, gmm.frame_iterations(trace.n_iter, 60), xlim, ylim)
+        fig = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at,
+                                       clicks=figs.click_grid(xlim, ylim, 30), xlim=xlim, ylim=ylim)
+        out["json"] = pio.to_json(fig.to_dict(), validate=False)
+        out["frames"] = len(frames)
+
+    em = timed(run, max(1, repeats // 5))
+    figure = timed(animate, max(1, repeats // 5))
+    return em, figure, out["frames"], len(out["json"])
+
+
+def bench_page(repeats: int) -> tuple[list[float], list[float], list[float]]:
+    """AppTest: the page with 2,000 points and K = 10: a rerun with nothing changed, a view change (the animation
+    rebuilt from the cached trajectory), and a rerun with restarts and model selection shown"""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params.update({"mx_preset": "Overlapping blobs", "mx_n": str(N), "mx_K": str(K)})
+    at.query_params.update({"mx_preset": "Overlapping blobs", "mx_n": str(N), "mx_K": str(K),
+                            "mx_init": gmm.INIT_LABELS[INIT]})
     at.run()
     at.switch_page("views/mixtures.py").run()
-    assert not at.exception, at.exception
-    at.button(key="mx_step").click().run()  # warm caches
-    steps = timed(lambda: at.button(key="mx_step").click().run(), repeats)
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
-    reruns = timed(lambda: at.run(), repeats)  # a rerun with nothing changed: the page's fixed cost
-    # every section on: R = 50 restarts and K = 1 ... 10 are computed once, then kept while EM steps
+    reruns = timed(lambda: at.run(), repeats)  # the page's fixed cost
+    modes = iter(["heatmap", "contours"] * repeats)
+    views = timed(lambda: at.segmented_control(key="mx_density").set_value(next(modes)).run(), repeats)
     at.slider(key="mx_R").set_value(50).run()
     at.toggle(key="mx_restarts_on").set_value(True).run()
     at.toggle(key="mx_select_on").set_value(True).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
-    full = timed(lambda: at.button(key="mx_step").click().run(), repeats)
-    return steps, reruns, full
+    full = timed(lambda: at.run(), repeats)
+    return reruns, views, full
 
 
 def bench_restarts(X, repeats: int) -> tuple[list[float], int]:
@@ -87,7 +117,8 @@ def main() -> None:
     X = make_dataset("overlapping", n=N, seed=0)
 
     core = bench_core_step(X, 50)
-    steps, reruns, full = bench_page_step(args.repeats)
+    em, figure, n_frames, n_bytes = bench_trajectory(X, args.repeats)
+    reruns, views, full = bench_page(args.repeats)
     restarts, n_optima = bench_restarts(X, args.restart_repeats)
 
     med = statistics.median
@@ -95,16 +126,18 @@ def main() -> None:
         (name, med(times), med(CPU[id(times)]), len(times))
         for name, times in [
             ("one EM step, core (`gmm.em_extend`, 1 iteration)", core),
-            ("Step click + whole-page rerun (AppTest)", steps),
+            ("EM to convergence, every iteration kept (`gmm.em_run`, random data points, seed 1)", em),
+            (f"the animation: {n_frames} frames, figure and its JSON ({n_bytes / 1e6:.1f} MB)", figure),
             ("whole-page rerun, nothing changed (AppTest)", reruns),
-            ("Step click + rerun with restarts (R = 50) and model selection shown (AppTest)", full),
+            ("density contours <-> heatmap + rerun: the animation rebuilt, EM cached (AppTest)", views),
+            ("whole-page rerun with restarts (R = 50) and model selection shown (AppTest)", full),
             (f"R = 50 restarts to convergence (`gmm.run_restarts`; {n_optima} distinct optima)", restarts),
         ]
     ]  # fmt: skip
     lines = [
         "# Shallow mixtures: benchmark",
         "",
-        f"{N:,} points (overlapping preset), K = {K}, full covariances, k-means initialisation for the page, "
+        f"{N:,} points (overlapping preset), K = {K}, full covariances, random data points as EM's start, "
         f"random data points for the restarts; tol {gmm.DEFAULT_TOL:g}.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
         f"Python {platform.python_version()}. Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -118,8 +151,8 @@ def main() -> None:
         "CPU time is this process's (all threads), so it does not count waiting for the cores: on an idle machine "
         "the wall time approaches it.",
         "AppTest times include AppTest's own overhead: it reads and compiles app.py and the page script on every "
-        "run, which a running server caches; a browser's Step click also reruns the whole page (no fragment), so "
-        "the AppTest rerun is the closest measure of it.",
+        "run, which a running server caches. Playing and scrubbing EM's iterations cost the server nothing: the "
+        "browser animates the frames (bench_animation.py).",
         "",
         "Run: `python benchmarks/bench_mixtures.py`.",
     ]  # fmt: skip

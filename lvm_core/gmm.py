@@ -37,6 +37,7 @@ INIT_LABELS = {
 # log-likelihood is near -1e6 and its samples sit on K points; the first E-step assigns each point to its nearest spike
 ONE_POINT_INITS = ("k-means++", "random_from_data")
 MAX_COMPONENTS = 10
+MAX_EM_ITER = 200  # a trajectory stops here if EM has not converged by then
 # converged when the mean log-likelihood changes by less than this (nats per point); 10x stricter than scikit-learn's
 # 1e-3, under which EM from random responsibilities (whose first steps change little) is "converged" after one step
 DEFAULT_TOL = 1e-4
@@ -264,6 +265,90 @@ def em_steps(
     return trace.mixture(), np.array(trace.log_likelihoods), trace.converged()
 
 
+def em_run(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str = "full",
+    init_params: str = "kmeans",
+    seed: int = 0,
+    max_iter: int = MAX_EM_ITER,
+    tol: float = DEFAULT_TOL,
+    reg_covar: float = DEFAULT_REG_COVAR,
+) -> EMTrace:
+    """EM's whole trajectory from the initialisation of `seed`: one iteration at a time until it converges or reaches
+    max_iter iterations. Raises MixtureFitError on bad input or when a component collapses."""
+    X = check_fit_inputs(X, n_components)
+    trace = em_start(X, n_components, covariance_type, init_params, seed, tol, reg_covar)
+    while trace.converged_at is None and trace.n_iter < max_iter:
+        em_extend(trace, X, 1)
+    return trace
+
+
+def frame_iterations(n_iter: int, max_frames: int, dense: int = 20) -> np.ndarray:
+    """Which of the iterations 0..n_iter an animation shows when it can show at most max_frames (>= 2) of them: every
+    iteration up to `dense` (EM moves most at the start), then evenly spaced ones, always the last -> sorted (m,)."""
+    if n_iter + 1 <= max_frames:
+        return np.arange(n_iter + 1)
+    head = np.arange(min(dense, max_frames // 2))
+    tail = np.linspace(n_iter, head[-1] + 1, max_frames - len(head))[::-1].round().astype(int)  # ends at n_iter
+    return np.unique(np.concatenate([head, tail]))
+
+
+@dataclass
+class EMFrame:
+    """What one EM iteration looks like: the mixture's responsibilities, means, ellipses and density."""
+
+    iteration: int
+    log_likelihood: float  # mean log p(x) over the data, nats
+    responsibilities: np.ndarray  # (n, K): p(z = k | x) per data point
+    means: np.ndarray  # (K, 2)
+    ellipses: list[list[np.ndarray]]  # [k][j]: component k's contour at n_stds[j], (n_points, 2)
+    density: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # (xs (m,), ys (m,), log p (m, m)) or None
+
+
+def em_frames(
+    trace: EMTrace,
+    X: np.ndarray,
+    iterations,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    density_n: int = 60,
+    n_stds=(1.0, 2.0),
+    ellipse_points: int = 49,
+) -> list[EMFrame]:
+    """The given iterations of a trajectory as EMFrames (2-D data); the density grid only where xlim and ylim are
+    given."""
+    X = np.asarray(X, dtype=np.float64)
+    frames = []
+    with single_threaded_blas():
+        for t in iterations:
+            gm = trace.mixture(int(t))
+            frames.append(EMFrame(
+                iteration=int(t),
+                log_likelihood=float(trace.log_likelihoods[int(t)]),
+                responsibilities=gm.predict_proba(X),
+                means=gm.means_.copy(),
+                ellipses=component_ellipses(gm, n_stds, ellipse_points),
+                density=density_grid(gm, xlim, ylim, density_n) if xlim is not None and ylim is not None else None,
+            ))
+    return frames
+
+
+def trajectory_table(trace: EMTrace) -> dict[str, np.ndarray]:
+    """EM's path as a long table, one row per iteration and component: iteration, the mean log-likelihood, and the
+    component's weight, mean and full covariance (2-D data) -> columns of equal length (n_iter + 1) * K."""
+    rows = []
+    for t in range(trace.n_iter + 1):
+        gm = trace.mixture(t)
+        cov = full_covariances(gm)  # (K, 2, 2)
+        for k in range(len(gm.weights_)):
+            rows.append((t, trace.log_likelihoods[t], k + 1, gm.weights_[k], *gm.means_[k], cov[k, 0, 0],
+                         cov[k, 0, 1], cov[k, 1, 1]))
+    names = ("iteration", "mean_log_likelihood", "component", "weight", "mean_x1", "mean_x2", "cov_11", "cov_12",
+             "cov_22")
+    return {name: np.array(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+
+
 # ---- the density, term by term -------------------------------------------------------------------------------
 
 
@@ -347,6 +432,22 @@ def sample_generative(gm: GaussianMixture, n: int, seed: int = 0) -> tuple[np.nd
 def number_of_parameters(gm: GaussianMixture) -> int:
     """Free parameters: K - 1 weights, K d means, and the covariances (scikit-learn's count, used by BIC/AIC)."""
     return int(gm._n_parameters())
+
+
+def mixture_1d_log_terms(x: np.ndarray, weights, means, stds) -> np.ndarray:
+    """The terms log pi_k + log N(x; mu_k, sigma_k^2) of a 1-D mixture at x (n,) -> (K, n); logsumexp over axis 0 is
+    log p(x). The weights are normalised to sum to 1."""
+    weights = np.asarray(weights, dtype=float)
+    means, stds = np.asarray(means, dtype=float)[:, None], np.asarray(stds, dtype=float)[:, None]  # (K, 1)
+    z = (np.asarray(x, dtype=float)[None, :] - means) / stds  # (K, n)
+    return np.log(weights / weights.sum())[:, None] - 0.5 * z**2 - np.log(stds) - 0.5 * np.log(2 * np.pi)
+
+
+def sample_mixture_1d(weights, means, stds, n: int, seed: int) -> np.ndarray:
+    """n draws x ~ sum_k pi_k N(mu_k, sigma_k^2), the generative way: z ~ Categorical(pi), then x | z -> (n,)"""
+    rng = np.random.default_rng(seed)
+    z = rng.choice(len(weights), size=n, p=np.asarray(weights) / np.sum(weights))  # (n,)
+    return rng.normal(np.asarray(means)[z], np.asarray(stds)[z])
 
 
 # ---- non-convexity: restarts ----------------------------------------------------------------------------------

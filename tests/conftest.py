@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -34,14 +35,81 @@ APP_RUN_TIMEOUT_MS = 90_000  # a page's first run in the browser (cold caches, m
 # ---------------------------------------------------------------------------------------------------------- AppTest
 
 
+def page_failures(at) -> list[str]:
+    """what went wrong in the AppTest's last run: exceptions, st.error messages, sections recorded as failed"""
+    from ui import state
+
+    failures = [f"exception: {e.message}" for e in at.exception]
+    failures += [f"st.error: {e.value}" for e in at.error]
+    if state.SECTION_ERRORS in at.session_state:
+        failures += [f"failed section: {s}" for s in at.session_state[state.SECTION_ERRORS] or []]
+    return failures
+
+
+def assert_clean(at) -> None:
+    """the last run showed no exception, no st.error and recorded no failed section"""
+    failures = page_failures(at)
+    assert not failures, "the page failed:\n" + "\n".join(failures)
+
+
+@functools.cache
+def _checked_app_test_class():
+    from streamlit.testing.v1 import AppTest
+
+    class CheckedAppTest(AppTest):
+        """An AppTest that checks every run (``at.run()``, ``at.button(...).click().run()``, ...) with assert_clean.
+
+        A test that provokes a failure on purpose says so: ``with at.expecting_errors(): ...`` for the runs inside
+        the block (which must then show at least one failure), or ``expect_errors=True`` for every run."""
+
+        expect_errors = False
+        _expecting = 0
+        _failed_while_expecting = False
+
+        def _run(self, widget_state=None, timeout=None):
+            super()._run(widget_state, timeout)
+            if self.expect_errors:
+                return self
+            if self._expecting:
+                self._failed_while_expecting |= bool(page_failures(self))
+            else:
+                assert_clean(self)
+            return self
+
+        @contextlib.contextmanager
+        def expecting_errors(self):
+            """runs inside the block may fail (an error message is the expected answer); one of them must"""
+            outer = self._failed_while_expecting
+            self._expecting += 1
+            self._failed_while_expecting = False
+            try:
+                yield self
+            finally:
+                self._expecting -= 1
+            failed, self._failed_while_expecting = self._failed_while_expecting, outer
+            assert failed, "expecting_errors(): no run inside the block showed an error"
+
+    return CheckedAppTest
+
+
+def checked(at):
+    """make any AppTest (from_file, from_string, from_function) check every run with assert_clean"""
+    at.__class__ = _checked_app_test_class()
+    return at
+
+
 @pytest.fixture
 def app_test():
-    """factory: app_test("views/x.py", query_params={"seed": "3"}) -> an AppTest of app.py on that page, already run"""
+    """factory: app_test("views/x.py", query_params={"seed": "3"}) -> an AppTest of app.py on that page, already run.
 
-    def make(page_path: str, query_params: dict[str, str] | None = None):
+    Every run of the returned AppTest is checked with assert_clean (no exception, no st.error, no failed section);
+    pass expect_errors=True, or wrap runs in ``with at.expecting_errors():``, where a failure is provoked on purpose."""
+
+    def make(page_path: str, query_params: dict[str, str] | None = None, expect_errors: bool = False):
         from streamlit.testing.v1 import AppTest
 
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
+        at = checked(AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT))
+        at.expect_errors = expect_errors
         at.query_params.update(query_params or {})
         at.run()  # the default page (home); AppTest resolves st.navigation's pages only after a first run
         if page_path != "views/home.py":
@@ -174,13 +242,36 @@ def wait_for_app(page) -> None:
     page.wait_for_timeout(300)  # the last relayout
 
 
+EXCEPTION = '[data-testid="stException"]'  # Streamlit's exception box
+ERROR_ALERT = '[data-testid="stAlertContentError"]'  # st.error
+NOT_DRAWN = "could not be drawn"  # kit.guarded's message for a failed section
+
+
+def page_errors(page) -> list[str]:
+    """what a browser page shows of a failure: exception boxes, st.error alerts, "could not be drawn" messages"""
+    errors = [f"exception: {t}" for t in page.locator(EXCEPTION).all_inner_texts()]
+    errors += [f"st.error: {t}" for t in page.locator(ERROR_ALERT).all_inner_texts()]
+    if NOT_DRAWN in page.locator('[data-testid="stMain"]').inner_text() and not errors:
+        errors.append(f"'{NOT_DRAWN}' on the page")
+    return errors
+
+
+def assert_page_clean(page) -> None:
+    """no exception box, no st.error and no "could not be drawn" on the browser page"""
+    errors = page_errors(page)
+    assert not errors, "the page failed:\n" + "\n".join(errors)
+
+
 @pytest.fixture
 def open_app(browser_page, streamlit_server):
-    """open_app("mixtures", "?seed=3") -> the playwright page at <server>/<url_path><query>, after the app settled"""
+    """open_app("mixtures", "?seed=3") -> the playwright page at <server>/<url_path><query>, after the app settled;
+    checked with assert_page_clean unless expect_errors=True"""
 
-    def open_(url_path: str = "", query: str = ""):
+    def open_(url_path: str = "", query: str = "", expect_errors: bool = False):
         browser_page.goto(f"{streamlit_server}/{url_path}{query}")
         wait_for_app(browser_page)
+        if not expect_errors:
+            assert_page_clean(browser_page)
         return browser_page
 
     return open_
@@ -198,6 +289,22 @@ def screenshot_dir(pytestconfig) -> Path:
 
 
 _screenshots_used = pytest.StashKey[bool]()
+
+
+def screenshot(page, screenshot_dir: Path, name: str, full_page: bool = True) -> Path:
+    """save <screenshot_dir>/<name>.png of the browser page; full_page grows the viewport to the content first
+    (Streamlit scrolls inside its main container, so a plain full-page shot would cut the page at the viewport)"""
+    path = screenshot_dir / f"{name}.png"
+    if not full_page:
+        page.screenshot(path=str(path))
+        return path
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 10_000))})
+    page.wait_for_timeout(800)  # plotly reflows to the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
+    return path
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -2,38 +2,27 @@
 
 import pytest
 
-from tests.conftest import serve_app, wait_for_app
+from tests.conftest import assert_page_clean, screenshot, serve_app, wait_for_app
 from ui.pages import PAGES
 
 pytestmark = pytest.mark.browser
 
-EXCEPTION = '[data-testid="stException"]'
 PLOTLY_SVG = ".js-plotly-plot svg.main-svg"
-
-
-def _screenshot(page, screenshot_dir, name: str) -> None:
-    # Streamlit scrolls inside its main container, so grow the viewport to that content's height to see the whole page
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    viewport = page.viewport_size
-    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 10_000))})
-    page.wait_for_timeout(500)  # plotly reflows to the new size
-    page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
-    page.set_viewport_size(viewport)
 
 
 @pytest.mark.parametrize("entry", PAGES, ids=lambda p: p.url_path or "home")
 def test_page_renders_charts_without_exception(open_app, screenshot_dir, entry):
     page = open_app(entry.url_path)
-    _screenshot(page, screenshot_dir, entry.url_path or "home")
-    assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
+    screenshot(page, screenshot_dir, entry.url_path or "home")
+    assert_page_clean(page)
     page.wait_for_selector(PLOTLY_SVG)  # at least one plotly chart drew its svg
     assert page.locator(".js-plotly-plot").count() >= 1
 
 
 def test_infinite_seed_in_url_is_dropped_without_traceback(open_app, screenshot_dir):
     page = open_app("", "?seed=inf")
-    _screenshot(page, screenshot_dir, "home-seed-inf")
-    assert page.locator(EXCEPTION).count() == 0
+    screenshot(page, screenshot_dir, "home-seed-inf")
+    assert_page_clean(page)
     assert "seed=inf" not in page.url
     page.wait_for_selector(PLOTLY_SVG)
 
@@ -43,7 +32,7 @@ def test_resample_moves_the_url_to_the_next_seed(open_app):
     page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Resample").click()
     # the new randomness is a new seed, so the bookmarked URL reproduces it
     page.wait_for_function("() => window.location.search.includes('seed=8')")
-    assert page.locator(EXCEPTION).count() == 0
+    assert_page_clean(page)
 
 
 def test_presentation_mode_enlarges_text(open_app):
@@ -60,7 +49,7 @@ def test_a_bookmarked_deep_link_on_a_fresh_server_runs_the_whole_app(browser_pag
     with serve_app(tmp_path) as url:
         browser_page.goto(f"{url}/mixtures?seed=inf")
         wait_for_app(browser_page)
-        assert browser_page.locator(EXCEPTION).count() == 0
+        assert_page_clean(browser_page)
         sidebar = browser_page.locator('[data-testid="stSidebar"]')
         assert sidebar.get_by_text("Seed").count() >= 1
         assert sidebar.get_by_text("Estimating p(x)").count() == 1  # st.navigation's registry, not auto-discovery

@@ -5,11 +5,10 @@ import re
 
 import pytest
 
-from tests.conftest import wait_for_app
+from tests.conftest import assert_page_clean, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-EXCEPTION = '[data-testid="stException"]'
 SLIDER_VALUES = "els => els.map(e => e.getAttribute('aria-valuetext') || e.innerText)"
 METRIC = '[data-testid="stMetricValue"]'
 
@@ -18,21 +17,12 @@ def _open(open_app, query: str = ""):
     return open_app("estimating", query)
 
 
-def _screenshot(page, screenshot_dir, name: str) -> None:
-    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    viewport = page.viewport_size
-    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 10_000))})
-    page.wait_for_timeout(800)
-    page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
-    page.set_viewport_size(viewport)
-
-
 def test_estimating_page_renders_and_a_click_picks_a_new_point(open_app, screenshot_dir):
     page = _open(open_app)
-    assert page.locator(EXCEPTION).count() == 0
+    assert_page_clean(page)
     assert page.locator(".js-plotly-plot").count() >= 5
     assert page.locator('[data-testid="stSidebar"]').get_by_role("slider").count() >= 1  # app.py's sidebar ran
-    _screenshot(page, screenshot_dir, "estimating")
+    screenshot(page, screenshot_dir, "estimating")
     metric = page.locator(METRIC).first
     before = metric.inner_text()
     # the density chart is the page's first plotly chart; click its upper right, away from the chosen x
@@ -46,13 +36,13 @@ def test_estimating_page_renders_and_a_click_picks_a_new_point(open_app, screens
     assert after != before, (before, after)
     x1 = float(re.search(r"est_x1=([-0-9.e]+)", page.url).group(1))
     assert x1 > 0.5  # the click was right of the old x = (0.5, 0.5)
-    assert page.locator(EXCEPTION).count() == 0
-    _screenshot(page, screenshot_dir, "estimating-after-click")
+    assert_page_clean(page)
+    screenshot(page, screenshot_dir, "estimating-after-click")
 
 
 def test_estimating_slider_writes_the_url_and_2d_latent_draws(open_app, screenshot_dir):
     page = _open(open_app, "?est_seed_d=2&est_noise=0.3&est_qfamily=Student-t")
-    assert page.locator(EXCEPTION).count() == 0
+    assert_page_clean(page)
     k_slider = page.get_by_role("slider", name=re.compile("samples per estimate k"))
     if k_slider.count() == 0:  # older accessible names: the select slider is the first slider of section 2
         k_slider = page.locator('[data-testid="stSelectSlider"] [role="slider"]')
@@ -60,9 +50,9 @@ def test_estimating_slider_writes_the_url_and_2d_latent_draws(open_app, screensh
     k_slider.first.press("ArrowLeft")
     page.wait_for_function("() => window.location.search.includes('est_k=500')", timeout=60_000)
     wait_for_app(page)
-    assert page.locator(EXCEPTION).count() == 0
+    assert_page_clean(page)
     assert page.get_by_text("degrees of freedom ν").count() == 1  # Student-t came from the URL
-    _screenshot(page, screenshot_dir, "estimating-2d-latent")
+    screenshot(page, screenshot_dir, "estimating-2d-latent")
 
 
 def test_a_bookmark_restores_q_at_the_end_of_its_range(open_app, browser):
@@ -80,7 +70,7 @@ def test_a_bookmark_restores_q_at_the_end_of_its_range(open_app, browser):
     try:
         fresh.goto(page.url)
         wait_for_app(fresh)
-        assert fresh.locator(EXCEPTION).count() == 0
+        assert_page_clean(fresh)
         restored = fresh.get_by_role("slider").evaluate_all(SLIDER_VALUES)
         assert restored == values and any(v.strip() in ("-5", "-5.00", "−5.00") for v in values), values
     finally:

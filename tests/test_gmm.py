@@ -13,16 +13,21 @@ from lvm_core.gmm import (
     component_ellipses,
     decompose_density,
     em_extend,
+    em_frames,
+    em_run,
     em_start,
     em_steps,
     fit_mixture,
+    frame_iterations,
     full_covariances,
     log_marginal,
+    mixture_1d_log_terms,
     mixture_from_params,
     responsibilities,
     run_restarts,
     sample_generative,
     select_n_components,
+    trajectory_table,
 )
 
 
@@ -214,3 +219,68 @@ def test_lvm_from_sklearn_exact_log_marginal_matches_score_samples(blobs, covari
     if hasattr(lvm, "closed_form_log_marginal"):
         closed = lvm.closed_form_log_marginal(x).detach().numpy()
         np.testing.assert_allclose(closed, gm.score_samples(blobs[:64]), rtol=1e-10)
+
+
+# ---- the whole trajectory at once ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
+def test_em_run_stops_at_convergence_and_matches_stepping(blobs, init_params):
+    trace = em_run(blobs, 3, "full", init_params, seed=2)
+    t = trace.converged_at
+    assert t is not None and trace.n_iter == t  # stops at the first converged iteration
+    assert abs(trace.log_likelihoods[t] - trace.log_likelihoods[t - 1]) < trace.tol
+    assert all(abs(trace.log_likelihoods[s] - trace.log_likelihoods[s - 1]) >= trace.tol for s in range(1, t))
+    stepped, curve, _ = em_steps(blobs, t, 3, "full", init_params, seed=2)
+    np.testing.assert_allclose(trace.log_likelihoods, curve, rtol=1e-12)
+    np.testing.assert_allclose(trace.mixture().means_, stepped.means_, rtol=1e-12)
+
+
+def test_em_run_stops_at_the_iteration_limit(blobs):
+    trace = em_run(blobs, 5, "full", "random", seed=0, max_iter=3, tol=0.0)
+    assert trace.n_iter == 3 and trace.converged_at is None
+
+
+def test_frame_iterations_keep_the_start_the_end_and_every_early_iteration():
+    np.testing.assert_array_equal(frame_iterations(10, 60), np.arange(11))
+    it = frame_iterations(200, 60)
+    assert len(it) <= 60 and it[0] == 0 and it[-1] == 200 and np.all(np.diff(it) > 0)
+    np.testing.assert_array_equal(it[:20], np.arange(20))
+    assert frame_iterations(200, 2).tolist() == [0, 200]
+
+
+def test_em_frames_hold_each_iterations_responsibilities_and_density(blobs):
+    trace = em_run(blobs, 3, "full", "random", seed=0)
+    frames = em_frames(trace, blobs, [0, trace.n_iter], (-6, 6), (-6, 6), density_n=25)
+    for f in frames:
+        gm = trace.mixture(f.iteration)
+        np.testing.assert_allclose(f.responsibilities, responsibilities(gm, blobs))
+        np.testing.assert_allclose(f.means, gm.means_)
+        assert f.log_likelihood == trace.log_likelihoods[f.iteration]
+        xs, ys, log_p = f.density
+        assert log_p.shape == (25, 25)
+        np.testing.assert_allclose(log_p[3, 7], log_marginal(gm, np.array([[xs[7], ys[3]]]))[0], rtol=1e-10)
+        assert len(f.ellipses) == 3 and len(f.ellipses[0]) == 2
+    assert em_frames(trace, blobs, [0])[0].density is None
+
+
+def test_trajectory_table_has_a_row_per_iteration_and_component(blobs):
+    trace = em_run(blobs, 2, "diag", "kmeans", seed=0, max_iter=4)
+    table = trajectory_table(trace)
+    n = (trace.n_iter + 1) * 2
+    assert all(len(v) == n for v in table.values())
+    last = table["iteration"] == trace.n_iter
+    np.testing.assert_allclose(table["weight"][last], trace.mixture().weights_)
+    cov = full_covariances(trace.mixture())
+    np.testing.assert_allclose(table["cov_12"][last], cov[:, 0, 1])  # zero for diagonal covariances
+    np.testing.assert_allclose(table["cov_22"][last], cov[:, 1, 1])
+
+
+def test_mixture_1d_log_terms_are_scipy_normals_weighted_by_normalised_pi():
+    from scipy.stats import norm
+
+    x = np.linspace(-30, 30, 201)
+    terms = mixture_1d_log_terms(x, [2.0, 6.0], [-1.0, 2.0], [0.5, 3.0])
+    np.testing.assert_allclose(terms[0], np.log(0.25) + norm.logpdf(x, -1.0, 0.5), rtol=1e-12)
+    np.testing.assert_allclose(terms[1], np.log(0.75) + norm.logpdf(x, 2.0, 3.0), rtol=1e-12)
+    assert np.all(np.isfinite(logsumexp(terms, axis=0)))  # far in the tails too: log space

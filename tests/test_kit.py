@@ -5,6 +5,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lvm_core.models import MLPLVM, SeedLVM
+from tests.conftest import checked
 from ui import kit
 
 TIMEOUT = 60
@@ -42,7 +43,9 @@ def _guarded_script():
 
 
 def test_guarded_shows_a_message_records_the_failure_and_the_page_goes_on():
-    at = AppTest.from_function(_guarded_script, default_timeout=TIMEOUT).run()
+    at = checked(AppTest.from_function(_guarded_script, default_timeout=TIMEOUT))
+    with at.expecting_errors():
+        at.run()
     assert not at.exception
     assert len(at.error) == 1 and "ValueError: boom" in at.error[0].value
     assert at.session_state["section_errors"] == ["broken: ValueError: boom"]
@@ -63,7 +66,7 @@ def _reset_script():
 
 
 def test_reset_to_defaults_restores_widgets_bound_to_the_url_and_keeps_shared_state():
-    at = AppTest.from_function(_reset_script, default_timeout=TIMEOUT)
+    at = checked(AppTest.from_function(_reset_script, default_timeout=TIMEOUT))
     at.query_params.update({"pg_a": "7", "pg_b": "y"})
     at.run()
     assert at.markdown[-1].value == "7 y fresh kept"
@@ -71,7 +74,6 @@ def test_reset_to_defaults_restores_widgets_bound_to_the_url_and_keeps_shared_st
     at.slider(key="pg_a").set_value(9).run()
     assert at.markdown[-1].value == "9 y changed kept"
     at.button(key="pg_reset_defaults").click().run()
-    assert not at.exception
     assert at.markdown[-1].value == "3 x fresh kept"
     assert "pg_a" not in at.query_params and "pg_b" not in at.query_params
     at.run()  # and it stays at the defaults
@@ -96,7 +98,7 @@ def _player_script():
 
 
 def test_player_steps_plays_pauses_and_resets():
-    at = AppTest.from_function(_player_script, default_timeout=TIMEOUT).run()
+    at = checked(AppTest.from_function(_player_script, default_timeout=TIMEOUT)).run()
     assert at.markdown[-1].value == "0 False"
     at.button(key="pl_step").click().run()
     at.button(key="pl_step").click().run()

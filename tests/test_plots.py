@@ -6,8 +6,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from lvm_core.gmm import sample_mixture_1d
 from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, style_figure
-from lvm_core.plots.home import mixture_1d_figure, sample_mixture_1d
+from lvm_core.plots.home import mixture_1d_figure
 
 HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
 ROLES = set("data model truth estimate naive importance prior posterior proposal elbo gap kl".split())

@@ -36,7 +36,7 @@ def test_mixture_figure_layers_click_grid_data_density_ellipses_means_point(fitt
     sure = int(np.argmax(resp.max(1)))
     from plotly.colors import hex_to_rgb
 
-    expected = "rgb({},{},{})".format(*hex_to_rgb(component_color(int(resp[sure].argmax()))))
+    expected = "#{:02x}{:02x}{:02x}".format(*hex_to_rgb(component_color(int(resp[sure].argmax()))))
     assert resp[sure].max() > 0.999 and data[figs.TRACE_DATA].marker.color[sure] == expected
 
 
@@ -45,7 +45,8 @@ def test_blend_colors_mixes_by_responsibility():
 
     half = np.array([[0.5, 0.5]])
     a, b = np.array(hex_to_rgb(component_color(0))), np.array(hex_to_rgb(component_color(1)))
-    assert figs.blend_colors(half) == ["rgb({},{},{})".format(*np.round((a + b) / 2).astype(int))]
+    assert figs.blend_colors(half) == ["#{:02x}{:02x}{:02x}".format(*np.round((a + b) / 2).astype(int))]
+    assert figs.blend_colors(np.eye(3)) == [component_color(k).lower() for k in range(3)]
 
 
 def test_heatmap_mode_and_hidden_views(fitted):
@@ -108,3 +109,107 @@ def test_equations_carry_the_numbers():
     tex = figs.decomposition_latex(np.array([0.0, 1.0]), terms, np.log([0.25, 0.75]))
     assert r"0.25\cdot 0.1" in tex and r"0.75\cdot 0.2" in tex and "0.175" in tex
     assert f"{np.log(0.175):.3f}" in tex
+
+
+# ---- browser-side animations ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trajectory():
+    X = make_dataset("overlapping", n=300, seed=0)
+    return X, gmm.em_run(X, 3, "full", "random", seed=0)
+
+
+def test_contour_paths_trace_the_level_sets_of_a_known_function():
+    xs = np.linspace(-3, 3, 121)
+    z = -(xs[None, :] ** 2 + xs[:, None] ** 2)  # level -r^2: a circle of radius r
+    x, y = figs.contour_paths(xs, xs, z, [-1.0, -4.0])
+    assert np.isnan(x).sum() == 2  # one break after each closed line
+    r = np.hypot(x, y)[np.isfinite(x)]
+    assert np.all((np.abs(r - 1) < 0.01) | (np.abs(r - 2) < 0.01))
+    assert np.isnan(figs.contour_paths(xs, xs, z, [5.0])[0]).all()  # no such level: an empty (NaN) path
+
+
+def test_em_animation_has_one_frame_per_shown_iteration_updating_the_animated_traces(trajectory):
+    X, trace = trajectory
+    xlim, ylim = figs.plot_limits(X)
+    iterations = gmm.frame_iterations(trace.n_iter, 60)
+    frames = gmm.em_frames(trace, X, iterations, xlim, ylim, density_n=30)
+    fig = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at,
+                                   clicks=figs.click_grid(xlim, ylim, 10), point=np.zeros(2), xlim=xlim, ylim=ylim,
+                                   frame_ms=50)
+    spec = fig.to_dict()
+    data, out = spec["data"], spec["frames"]
+    assert data[figs.TRACE_GRID]["name"] == "click grid" and data[figs.TRACE_DATA]["name"].startswith("data")
+    assert [f["name"] for f in out] == [str(t) for t in iterations]
+    animated = out[0]["traces"]
+    assert figs.TRACE_DATA in animated and animated[-1] == len(data) - 1  # the curve's marker comes last
+    assert all(len(f["data"]) == len(animated) for f in out)
+    for f in out:  # every animated trace keeps its type, so plotly can update it without a redraw
+        assert [d["type"] for d in f["data"]] == [data[i]["type"] for i in animated]
+    # the figure opens on frame 0: its values are the first frame's
+    assert data[figs.TRACE_DATA]["marker"]["color"] == out[0]["data"][0]["marker"]["color"]
+    assert out[-1]["data"][0]["marker"]["color"] == figs.blend_colors(gmm.responsibilities(trace.mixture(), X))
+    means = out[-1]["data"][animated.index(next(i for i in animated if data[i].get("name") == "means μₖ"))]
+    np.testing.assert_allclose(figs_array(means["x"]), trace.mixture().means_[:, 0])
+    steps = spec["layout"]["sliders"][0]["steps"]
+    assert "(converged)" in steps[-1]["label"] and "(not yet converged)" in steps[0]["label"]
+    assert steps[-1]["label"].startswith(f"{trace.n_iter}: mean log p(x) = ")
+    assert all("layout" not in f for f in out)  # a frame that changes the layout draws far slower
+    play = spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]
+    assert play["frame"] == {"duration": 50, "redraw": False} and play["fromcurrent"] is True
+    assert spec["layout"]["yaxis"]["scaleanchor"] == "x"  # equal aspect in x-space
+    assert spec["layout"]["xaxis2"]["title"]["text"] == "EM iteration"
+
+
+def figs_array(value):
+    from tests.conftest import plotly_array
+
+    return plotly_array(value)
+
+
+def test_em_animation_heatmap_frames_redraw_and_hidden_views_are_not_animated(trajectory):
+    X, trace = trajectory
+    xlim, ylim = figs.plot_limits(X)
+    frames = gmm.em_frames(trace, X, [0, trace.n_iter], xlim, ylim, density_n=20)
+    fig = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at, ("density",), "heatmap")
+    spec = fig.to_dict()
+    assert [t["type"] for t in spec["data"]][:2] == ["scatter", "heatmap"]
+    assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is True
+    np.testing.assert_allclose(figs_array(spec["frames"][1]["data"][0]["z"]).reshape(20, 20),
+                               np.exp(frames[1].density[2]), rtol=1e-6)
+
+
+def test_generative_animation_draws_one_more_sample_per_frame_and_opens_on_all(fitted):
+    X, g = fitted
+    x, k = gmm.sample_generative(g, 200, seed=1)
+    fig = figs.generative_animation_figure(x, k, g.means_, g.weights_, None, gmm.component_ellipses(g, (1.0,)),
+                                           n_animated=10)
+    spec = fig.to_dict()
+    names = [f["name"] for f in spec["frames"]]
+    assert names == [str(j) for j in range(1, 11)] + ["all"]
+    counts = [sum(len(figs_array(d["x"])) for d in f["data"][:3]) for f in spec["frames"]]
+    assert counts == list(range(1, 11)) + [200]
+    j = int(k[4])  # frame 5 rings the component of the 5th draw and joins its mean to the sample
+    line = spec["frames"][4]["data"][4]
+    np.testing.assert_allclose([line["x"][0], line["y"][0]], g.means_[j])
+    np.testing.assert_allclose([line["x"][1], line["y"][1]], x[4])
+    assert f"picked k = {j + 1}" in spec["layout"]["sliders"][0]["steps"][4]["label"]
+    assert spec["layout"]["sliders"][0]["active"] == 10  # opens on all samples
+    play = spec["layout"]["updatemenus"][0]["buttons"][0]["args"]
+    assert play[0] == names and play[1]["fromcurrent"] is False  # Play always starts at the first draw
+
+
+def test_with_frames_serialises_plain_dict_frames():
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from lvm_core.plots import with_frames
+
+    frames = [{"name": str(i), "traces": [0], "data": [{"type": "scatter", "x": np.arange(3.0) + i}]}
+              for i in range(3)]
+    fig = with_frames(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 2])), frames)
+    out = fig.to_dict()["frames"]
+    assert [f["name"] for f in out] == ["0", "1", "2"]
+    np.testing.assert_allclose(figs_array(out[2]["data"][0]["x"]), [2, 3, 4])
+    assert '"frames"' in pio.to_json(fig, validate=False)

@@ -3,7 +3,8 @@ charts that export at slide resolution, CSV downloads, the slides flag, "Reset t
 
     from ui import kit
     kit.explain("The idea in one paragraph ...")        # hidden with ?slides=true
-    kit.guarded(section)                                 # an exception becomes a message the tests can see
+    kit.guarded(section, explained=(MyInputError,))      # an exception becomes a message the tests can see
+    st.caption(f"File: {kit.literal(name)}")             # user text shown as typed, never as Markdown or HTML
     kit.chart(fig, key="est_hist", filename="estimates")  # PNG export from the chart's own modebar
     if kit.player("elbo", on_step=step, on_reset=reset): ...
 """
@@ -47,6 +48,15 @@ def explain(text: str) -> None:
         st.markdown(text)
 
 
+_MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~$:"})
+
+
+def literal(text: str) -> str:
+    """user text (a file name, a typed value) for st.markdown or a caption: every Markdown character escaped, so it
+    shows as typed and never as a link, emphasis, maths or HTML"""
+    return str(text).translate(_MARKDOWN_SPECIALS)
+
+
 def note(text: str) -> None:
     """a caption under a chart, left out in slides mode"""
     if not slides_mode():
@@ -54,12 +64,18 @@ def note(text: str) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- guarded parts
-def guarded(section: Callable, *args, **kwargs):
+def guarded(section: Callable, *args, explained: tuple[type[Exception], ...] = (), **kwargs):
     """Run one part of a page; an unexpected failure becomes a message, never a traceback, and the user's state is
     kept. The failure is logged with its traceback and recorded under state.SECTION_ERRORS, so a test sees it even
-    where the message is not an element it looks at. Returns the section's result, or None after a failure."""
+    where the message is not an element it looks at. Returns the section's result, or None after a failure.
+
+    explained: exception types whose message already tells the user what to change (validation at the boundary,
+    e.g. gmm.MixtureFitError); they are shown as they are, as an st.error, and not recorded as a failed section."""
     try:
         return section(*args, **kwargs)
+    except explained as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a live demo
         name = getattr(section, "__name__", "section")
         logger.exception("page section %s failed", name)
@@ -111,9 +127,10 @@ def chart_config(filename: str) -> dict:
             "toImageButtonOptions": {"format": "png", "filename": filename, "scale": PNG_SCALE}}
 
 
-def chart(fig, key: str, filename: str | None = None, **kwargs):
-    """st.plotly_chart with the shared export config; filename defaults to the key"""
-    return st.plotly_chart(fig, key=key, config=chart_config(filename or key), **kwargs)
+def chart(fig, key: str, filename: str | None = None, config: dict | None = None, **kwargs):
+    """st.plotly_chart with the shared export config (plus `config`, e.g. {"scrollZoom": False}); filename defaults to
+    the key"""
+    return st.plotly_chart(fig, key=key, config=chart_config(filename or key) | (config or {}), **kwargs)
 
 
 def csv_bytes(table: pd.DataFrame | dict) -> bytes:
@@ -184,11 +201,12 @@ def player(prefix: str, on_step: Callable, on_reset: Callable | None = None, ste
 
 
 # ---------------------------------------------------------------------------------------------- reset to defaults
-def _reset_to_defaults(prefixes: tuple[str, ...], keys: tuple[str, ...]) -> None:
+def _reset_to_defaults(prefixes: tuple[str, ...], keys: tuple[str, ...], keep: tuple[str, ...] = ()) -> None:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ss = st.session_state
-    doomed = [key for key in ss.keys() if key in keys or any(key.startswith(f"{p}_") for p in prefixes)]
+    doomed = [key for key in ss.keys()
+              if key not in keep and (key in keys or any(key.startswith(f"{p}_") for p in prefixes))]
     # A widget bound to the URL seeds itself from the query string again once its state is gone, so its parameter
     # must go too. Streamlit refuses to delete a bound parameter through st.query_params; its own binding layer
     # removes it (internal API: pinned by tests/test_kit.py, which fails if Streamlit changes it).
@@ -203,12 +221,14 @@ def _reset_to_defaults(prefixes: tuple[str, ...], keys: tuple[str, ...]) -> None
 
 
 def reset_to_defaults(prefixes: str | Iterable[str], keys: Iterable[str] = (),
-                      label: str = "Reset to defaults") -> None:
+                      label: str = "Reset to defaults", keep: Iterable[str] = (),
+                      help: str = "Every control of this page back to its default (your data and trained models are "
+                                  "kept).") -> None:
     """A button that returns every control of a page to its default and drops the page's own state.
 
     Deletes the session-state entries whose key starts with one of the prefixes (the page's widgets and state) and
-    the given shared keys; widgets then show their defaults, and a widget bound to the URL drops its parameter."""
+    the given shared keys, except the keys in `keep` (e.g. the controls that define the user's data); widgets then
+    show their defaults, and a widget bound to the URL drops its parameter."""
     prefixes = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
-    st.button(label, key=f"{prefixes[0]}_reset_defaults", icon=":material/restart_alt:",
-              help="Every control of this page back to its default (your data and trained models are kept).",
-              on_click=_reset_to_defaults, args=(prefixes, tuple(keys)))
+    st.button(label, key=f"{prefixes[0]}_reset_defaults", icon=":material/restart_alt:", help=help,
+              on_click=_reset_to_defaults, args=(prefixes, tuple(keys), tuple(keep)))

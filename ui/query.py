@@ -50,12 +50,18 @@ def clean_query_params() -> None:
     bad = invalid_query_params({key: st.query_params.get_all(key) for key in st.query_params})
     if not bad:
         return
-    for key in bad:
-        del st.query_params[key]
-    # Widgets bound to the URL seed themselves from a snapshot of the query string taken when the run started
-    # (Streamlit 1.67), not from st.query_params, so refresh that snapshot too. Internal API: pinned by
-    # tests/test_app.py::test_integer_number_input_survives_inf_in_url, which fails if Streamlit changes it.
     ctx = get_script_run_ctx()
-    if ctx is not None:
-        with ctx.session_state.query_params() as qp:
-            qp.set_initial_query_params_from_current()
+    if ctx is None:  # outside a Streamlit run nothing is bound to a widget
+        for key in bad:
+            del st.query_params[key]
+        return
+    # Once a widget is bound to a parameter (any run after the first), Streamlit refuses `del st.query_params[key]`
+    # (DESIGN.md "Third trap": type a 30-digit number into a bound number input). Its binding layer removes the
+    # parameter, and the widget keeps its own value (bounded inputs never hold such a number). Widgets seed themselves
+    # from a snapshot of the query string taken when the run started, so refresh that snapshot too. Internal API:
+    # pinned by tests/test_app.py (test_integer_number_input_survives_inf_in_url and
+    # test_cleaner_removes_a_bad_value_of_a_parameter_bound_to_a_widget), which fail if Streamlit changes it.
+    with ctx.session_state.query_params() as qp:
+        for key in bad:
+            qp.remove_param(key)
+        qp.set_initial_query_params_from_current()

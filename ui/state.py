@@ -1,8 +1,14 @@
-"""Session-state keys shared across pages, one named constant each.
+"""Session-state keys shared across pages, one named constant each, and the dataclasses stored under them.
 
 Widget keys that only one page uses are page-prefixed strings chosen by that page (e.g. "mx_K");
 the keys below are the ones several pages (or the sidebar) read or write.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lvm_core.gmm import EMTrace
 
 # shared (sidebar)
 SEED = "seed"  # int 0..9999: the global seed slider, bound to the URL as ?seed=; "Resample" advances it
@@ -10,9 +16,9 @@ PRESENTATION = "presentation"  # bool: presentation mode (larger fonts and figur
 
 # shallow mixtures
 DATASET = "dataset"  # np.ndarray (n, 2): the user's current data (preset or upload), shared by all pages
-DATASET_META = "dataset_meta"  # dict: where DATASET came from (name, source, standardisation, n)
+DATASET_META = "dataset_meta"  # DatasetMeta: where DATASET came from
 FITTED_MIXTURE = "fitted_mixture"  # GaussianMixtureLVM built from the current fit, for the other pages
-MIXTURE_FIT = "mixture_fit"  # the fitted sklearn GaussianMixture and its fit state (K, EM step, restarts)
+MIXTURE_FIT = "mixture_fit"  # MixtureFit: the EM trajectory behind FITTED_MIXTURE and the settings that made it
 
 # deep latent variable models
 TRAINED_LVM = "trained_lvm"  # dict: model, encoder (or None), config, history, data = {train, test, eval, mean, std}
@@ -24,3 +30,34 @@ ELBO_PHI_STATE = "elbo_phi_state"  # dict: the per-point q(z; phi) being optimis
 
 # the page kit
 SECTION_ERRORS = "section_errors"  # list[str]: page sections that failed this session ("name: Error: message")
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """Where a data picker's points came from. source: "preset" (generated from `signature` = (preset name, n,
+    noise scale, seed)), "upload" (the file `file_name`, `raw` its bytes) or "edited" (by hand on a chart)."""
+
+    source: str
+    label: str
+    n: int
+    signature: tuple | None = None
+    notices: tuple[str, ...] = ()
+    upload_id: str | None = None  # the last file handled, so a file is applied once
+    upload_error: str | None = None  # why the last file was refused (the data stayed as they were)
+    columns: tuple[str, str] | None = None
+    numeric_columns: tuple[str, ...] = ()
+    file_name: str | None = None
+    raw: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class MixtureFit:
+    """EM's trajectory on the current data. key: content hash of the data and settings; trace: every iteration up
+    to convergence or the iteration limit (the last one is the fitted mixture)."""
+
+    key: str
+    n_components: int
+    covariance_type: str
+    init_params: str
+    seed: int
+    trace: EMTrace = field(repr=False)

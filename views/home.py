@@ -1,13 +1,22 @@
-"""Home: the story of the notes in four steps, each with its key equation and a link to its page."""
+"""Home: the story of the notes in four steps, each with its key equation and a link to its page, beside the smallest
+latent variable model, live.
+
+Widgets -> lvm_core.gmm (1-D mixture: exact density, generative sampling) -> lvm_core.plots.home -> kit.chart.
+"""
 
 import streamlit as st
 
-from lvm_core.plots.home import mixture_1d_figure, sample_mixture_1d
+from lvm_core.gmm import sample_mixture_1d
+from lvm_core.plots.home import mixture_1d_figure
+from ui import kit
 from ui.pages import entry, page_exists
-from ui.sidebar import page_seed, presentation_scale
+from ui.sidebar import page_seed
+
+MEANS, STDS = (-1.5, 1.5), (0.6, 0.9)  # the two bells; the weight pi_1 is the page's control
+SAMPLE_SIZES = (50, 200, 1000, 5000)
 
 st.title("LVM Lab")
-st.markdown(
+kit.explain(
     "A latent variable model explains data $x$ through something we never observe, a latent $z$: first draw "
     "$z \\sim p(z)$, then $x \\sim p(x \\mid z)$. Everything interesting follows from one integral, the marginal "
     "likelihood $p(x) = \\int p(z)\\, p(x \\mid z)\\, dz$, and from how hard it is to compute. LVM Lab lets you turn "
@@ -17,25 +26,21 @@ st.markdown(
 
 left, right = st.columns([2, 3], vertical_alignment="center")
 with left:
-    st.markdown(
+    kit.explain(
         "**The smallest latent variable model.** $z$ picks one of two bells, $x$ is drawn from it. Summing over $z$ "
         "gives $p(x)$ exactly; the histogram shows samples drawn the generative way, $z$ first, then $x$."
     )
-    weight = st.slider(
-        "Weight π₁ of the first component",
-        min_value=0.05,
-        max_value=0.95,
-        value=0.35,
-        step=0.05,
-        key="home_pi",
-        bind="query-params",
-    )
-    n_samples = st.select_slider("Samples", options=[50, 200, 1000, 5000], value=1000, key="home_n")
+    weight = st.slider("Weight π₁ of the first component", min_value=0.05, max_value=0.95, value=0.35, step=0.05,
+                       key="home_pi", bind="query-params", persist_state="session")
+    n_samples = st.select_slider("Samples", options=SAMPLE_SIZES, value=1000, key="home_n", bind="query-params",
+                                 persist_state="session")
+    kit.reset_to_defaults("home")
+weights = (weight, 1.0 - weight)
+samples = sample_mixture_1d(weights, MEANS, STDS, n=n_samples, seed=page_seed())
 with right:
-    weights, means, stds = [weight, 1.0 - weight], [-1.5, 1.5], [0.6, 0.9]
-    samples = sample_mixture_1d(weights, means, stds, n=n_samples, seed=page_seed())
-    fig = mixture_1d_figure(weights, means, stds, samples, height=int(320 * presentation_scale()))
-    st.plotly_chart(fig, key="home_mixture_chart")
+    kit.chart(mixture_1d_figure(weights, MEANS, STDS, samples, height=kit.height(320)), key="home_mixture_chart",
+              filename="two_component_mixture")
+    kit.csv_download({"x": samples}, "mixture_samples.csv", key="home_csv", label="Download the samples (CSV)")
 
 st.divider()
 st.header("The story in four steps")
@@ -79,7 +84,7 @@ STEPS = [
 for url_path, heading, idea, equation in STEPS:
     with st.container(border=True):
         st.subheader(heading)
-        st.markdown(idea)
+        kit.explain(idea)
         st.latex(equation)
         if page_exists(url_path):
             target = entry(url_path)

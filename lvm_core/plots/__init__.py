@@ -1,6 +1,8 @@
 """Shared palette and figure conventions; one module per topic holds that topic's pure figure builders.
 
-Colours are mid-tone so they read on both Streamlit's light and dark themes; each role keeps one colour on every page.
+Colours are mid-tone so they read on both Streamlit's light and dark themes (contrast >= 2.5 against white and
+against Streamlit's dark background); each role keeps one colour on every page. Data, model, truth, estimate and the
+two estimators stay distinct for viewers with deuteranopia or protanopia (tests/test_palette.py).
 Figures set no template or background: st.plotly_chart's Streamlit theme follows the viewer's light or dark mode.
 """
 
@@ -12,9 +14,9 @@ PALETTE = {
     "data": "#868E96",  # observed points and histograms of samples
     "model": "#4263EB",  # the model's density p_theta(x)
     "truth": "#F76707",  # exact ground truth: log p(x), exact densities (our signature colour)
-    "estimate": "#1098AD",  # a generic Monte Carlo estimate
-    "naive": "#D6336C",  # naive Monte Carlo (z from a uniform box)
-    "importance": "#37B24D",  # importance sampling
+    "estimate": "#12B886",  # a generic Monte Carlo estimate
+    "naive": "#C2255C",  # naive Monte Carlo (z from a uniform box)
+    "importance": "#339AF0",  # importance sampling
     "prior": "#F59F00",  # p(z)
     "posterior": "#AE3EC9",  # p(z | x)
     "proposal": "#0CA678",  # q(z; phi)
@@ -104,4 +106,52 @@ def style_figure(
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
     if height is not None:
         fig.update_layout(height=height)
+    return fig
+
+
+ANIMATION_MARGIN = 150  # pixels under the plot for the Play button and the slider with its current value
+
+
+def animation_controls(frame_names: list[str], labels: list[str] | None = None, frame_ms: float = 200.0,
+                       redraw: bool = False, prefix: str = "", active: int = 0, from_start: bool = False) -> dict:
+    """Plotly's own Play/Pause buttons and a frame slider for a figure with frames (pass to fig.update_layout).
+
+    The browser animates without a server round trip. frame_ms: milliseconds per frame while playing (at least one
+    display frame, ~16.7 ms); redraw: False is fast and suits traces plotly can transition (scatter, lines), True is
+    needed when a frame changes a heatmap or contour trace. Play continues from the frame shown, or with from_start
+    plays every frame from the first (for a figure that opens on its last frame)."""
+    labels = labels or frame_names
+    still = {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate", "transition": {"duration": 0}}
+    play = {"frame": {"duration": frame_ms, "redraw": redraw}, "mode": "immediate", "fromcurrent": not from_start,
+            "transition": {"duration": 0}}
+    buttons = [dict(label="▶ Play", method="animate", args=[list(frame_names) if from_start else None, play]),
+               dict(label="❚❚ Pause", method="animate", args=[[None], still])]
+    return dict(
+        updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0.0, xanchor="left", y=0.0,
+                          yanchor="top", pad=dict(t=72, r=10), buttons=buttons)],
+        # the step labels say what a frame shows (e.g. its numbers); only the current one is written out, above the
+        # rail: one per tick would overlap, and a frame that changes the layout (a title) is far slower to draw
+        # below the x-axis titles: a figure using these controls leaves a bottom margin of BOTTOM_MARGIN
+        sliders=[dict(active=active, x=0.25, len=0.75, xanchor="left", y=0.0, yanchor="top", pad=dict(t=64, b=0),
+                      currentvalue=dict(prefix=prefix, visible=True, xanchor="left",
+                                        font=dict(size=13, color=PALETTE["data"])),  # grey: light and dark themes
+                      ticklen=3, font=dict(size=1, color="rgba(0,0,0,0)"), transition=dict(duration=0),
+                      steps=[dict(method="animate", label=label, args=[[name], still])
+                             for name, label in zip(frame_names, labels, strict=True)])],
+    )
+
+
+def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
+    """fig with animation frames given as plain dicts ({"name", "data", "traces", "layout"}), returned in place.
+
+    Plotly builds and validates a graph object for every trace of every frame: seconds for a few dozen frames of
+    a dozen traces. Frames built by our own tested builders are valid by construction, so they are attached as the
+    dicts they are and serialised as such (fig.to_dict()["frames"]; reading fig.frames[i].data is not supported).
+    Internal API (Frame._props): pinned by tests/test_plots_mixtures.py, which fails if plotly changes it."""
+    objs = []
+    for frame in frames:
+        obj = go.Frame(name=frame.get("name"))
+        obj._props.update(frame)
+        objs.append(obj)
+    fig._frame_objs = tuple(objs)
     return fig

@@ -3,29 +3,19 @@
 import numpy as np
 import plotly.graph_objects as go
 from scipy.special import logsumexp
-from scipy.stats import norm
 
+from lvm_core.gmm import mixture_1d_log_terms
 from lvm_core.plots import PALETTE, component_color, style_figure
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")  # subscript digits for legend labels
 
 
-def sample_mixture_1d(weights, means, stds, n: int, seed: int) -> np.ndarray:
-    """n draws x ~ sum_k pi_k N(mu_k, sigma_k^2): first z ~ Categorical(pi), then x | z; returns (n,)"""
-    rng = np.random.default_rng(seed)
-    z = rng.choice(len(weights), size=n, p=np.asarray(weights) / np.sum(weights))  # (n,)
-    return rng.normal(np.asarray(means)[z], np.asarray(stds)[z])
-
-
 def mixture_1d_figure(weights, means, stds, samples=None, x_range=(-5.0, 5.0), height: int = 320) -> go.Figure:
     """weighted components pi_k N(x; mu_k, sigma_k^2) (dashed), their sum p(x) exactly (truth colour),
     and a normalised histogram of samples (data colour) when given"""
-    weights = np.asarray(weights, dtype=float) / np.sum(weights)  # (K,)
     grid = np.linspace(*x_range, 400)  # (n,)
-    # log pi_k + log N(x; mu_k, sigma_k): (K, n); sum over k in log space
-    means, stds = np.asarray(means, dtype=float)[:, None], np.asarray(stds, dtype=float)[:, None]  # (K, 1)
-    log_parts = np.log(weights)[:, None] + norm.logpdf(grid[None, :], means, stds)
-    log_density = logsumexp(log_parts, axis=0)  # (n,)
+    log_parts = mixture_1d_log_terms(grid, weights, means, stds)  # (K, n)
+    log_density = logsumexp(log_parts, axis=0)  # (n,): the sum over k in log space
 
     fig = go.Figure()
     if samples is not None:
@@ -39,7 +29,7 @@ def mixture_1d_figure(weights, means, stds, samples=None, x_range=(-5.0, 5.0), h
                 xbins=dict(start=x_range[0], end=x_range[1], size=(x_range[1] - x_range[0]) / 50),
             )
         )
-    for k in range(len(weights)):
+    for k in range(len(log_parts)):
         i = str(k + 1).translate(_SUB)
         fig.add_trace(
             go.Scatter(

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import contourpy
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb
 from plotly.subplots import make_subplots
 
-from lvm_core.plots import PALETTE, component_color, density_colorscale, latex_number, style_figure, text_number
+from lvm_core.plots import (
+    ANIMATION_MARGIN,
+    PALETTE,
+    animation_controls,
+    component_color,
+    density_colorscale,
+    latex_number,
+    style_figure,
+    text_number,
+    with_frames,
+)
 
 X_TITLE, Y_TITLE = "x₁", "x₂"
-TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure when a click grid is drawn (the page reads them)
+TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure and em_animation_figure with a click grid (the page
+# reads them to tell a click on a data point from a click on empty space)
 WEBGL_ABOVE = 5000  # more data points than this are drawn with WebGL
+CONTOUR_NATS = 9  # contour lines of log p(x) every nat, from the peak down this many nats
 
 
 def _figure(traces: list[dict]) -> go.Figure:
@@ -35,11 +48,13 @@ def click_grid(xlim, ylim, n: int = 45) -> np.ndarray:
 
 
 def blend_colors(resp: np.ndarray) -> list[str]:
-    """Each point's colour: the component colours mixed by its responsibilities resp (n, K) -> n rgb strings."""
+    """Each point's colour: the component colours mixed by its responsibilities resp (n, K) -> n "#rrggbb" strings
+    (the shortest colour plotly reads: an animation sends one per point per frame)."""
     K = resp.shape[1]
     rgb = np.array([hex_to_rgb(component_color(k)) for k in range(K)], dtype=float)  # (K, 3)
-    mixed = np.clip(resp @ rgb, 0, 255).round().astype(int)  # (n, 3)
-    return [f"rgb({r},{g},{b})" for r, g, b in mixed]
+    mixed = np.clip(resp @ rgb, 0, 255).round().astype(np.uint8)  # (n, 3)
+    hexes = mixed.tobytes().hex()  # 6 hex digits per point
+    return ["#" + hexes[i : i + 6] for i in range(0, len(hexes), 6)]
 
 
 def _density_traces(grid, mode: str) -> list[dict]:
@@ -195,6 +210,176 @@ def mixture_figure(
     return fig
 
 
+def contour_paths(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, levels) -> tuple[np.ndarray, np.ndarray]:
+    """The contour lines of z (ny, nx) on the grid xs (nx,), ys (ny,) at the given levels, as one polyline with NaN
+    breaks -> (x (m,), y (m,)): a scatter trace plotly can animate without a redraw (a contour trace needs one)."""
+    lines = contourpy.contour_generator(xs, ys, z, line_type=contourpy.LineType.Separate)
+    parts = [part for level in levels for line in lines.lines(level) for part in (line, [[np.nan, np.nan]])]
+    if not parts:
+        return np.array([np.nan]), np.array([np.nan])
+    xy = np.concatenate(parts)
+    return xy[:, 0], xy[:, 1]
+
+
+def _f32(a) -> np.ndarray:
+    """float32 for the browser: half the bytes per frame, and far finer than a pixel"""
+    return np.asarray(a, dtype=np.float32)
+
+
+def _em_traces(frame, X, views: set, density_mode: str, K: int) -> list[dict]:
+    """The traces one EM frame changes, in a fixed order (em_animation_figure's frames update them by index)."""
+    traces = []
+    if "responsibilities" in views:
+        traces.append(dict(type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl",
+                           marker=dict(color=blend_colors(frame.responsibilities)),
+                           customdata=frame.responsibilities.argmax(1) + 1))
+    if "density" in views and frame.density is not None:
+        xs, ys, log_p = frame.density
+        if density_mode == "heatmap":
+            traces.append(dict(type="heatmap", z=_f32(np.exp(log_p))))
+        else:
+            top = float(log_p.max())
+            x, y = contour_paths(xs, ys, log_p, np.arange(top - CONTOUR_NATS, top, 1.0))
+            traces.append(dict(type="scatter", x=_f32(x), y=_f32(y)))
+    if "ellipses" in views:
+        for j in range(2):  # halos: all components' j-th rings in one white trace
+            pts = np.concatenate([np.vstack([rings[j], [[np.nan, np.nan]]]) for rings in frame.ellipses])
+            traces.append(dict(type="scatter", x=_f32(pts[:, 0]), y=_f32(pts[:, 1])))
+        for j in range(2):
+            for k in range(K):
+                traces.append(dict(type="scatter", x=_f32(frame.ellipses[k][j][:, 0]),
+                                   y=_f32(frame.ellipses[k][j][:, 1])))
+    if "means" in views:
+        traces.append(dict(type="scatter", x=frame.means[:, 0], y=frame.means[:, 1]))
+    traces.append(dict(type="scatter", x=[frame.iteration], y=[frame.log_likelihood]))  # the curve's marker
+    return traces
+
+
+def _label(frame, converged_at: int | None) -> str:
+    status = "converged" if converged_at is not None and frame.iteration >= converged_at else "not yet converged"
+    return f"{frame.iteration}: mean log p(x) = {text_number(frame.log_likelihood, 6)} nats ({status})"
+
+
+def em_animation_figure(
+    X: np.ndarray,
+    frames: list,
+    log_likelihoods: np.ndarray,
+    converged_at: int | None,
+    views=("responsibilities", "ellipses", "means", "density"),
+    density_mode: str = "contours",
+    clicks: np.ndarray | None = None,
+    point: np.ndarray | None = None,
+    xlim=None,
+    ylim=None,
+    frame_ms: float = 200.0,
+    height: int = 600,
+    dragmode: str = "pan",
+) -> go.Figure:
+    """EM's trajectory as a browser-side animation: left, the data coloured by responsibilities, the components'
+    ellipses (1 and 2 std), the means and the density; right, the mean log-likelihood per iteration with the shown
+    iteration marked. Plotly's Play button and slider step through `frames` (gmm.EMFrame, e.g. from gmm.em_frames)
+    without a server round trip.
+
+    X: (n, 2); log_likelihoods: (n_iter + 1,) the whole curve; clicks: (m, 2) an invisible click-catching grid
+    (trace TRACE_GRID, then the data at TRACE_DATA); point: (2,) the point decomposed below, a star.
+    """
+    views = set(views)
+    first = frames[0]
+    K = first.means.shape[0]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.13)
+    start = iter(_em_traces(first, X, views, density_mode, K))  # the first frame's values, in the frames' order
+    traces: list[dict] = []
+    animated: list[int] = []  # indices of the traces the frames update
+    if clicks is not None:
+        traces.append(dict(type="scatter", x=clicks[:, 0], y=clicks[:, 1], mode="markers",
+                           marker=dict(size=9, opacity=0.0, color=PALETTE["data"]), hoverinfo="none",
+                           showlegend=False, name="click grid"))
+    colored = "responsibilities" in views
+    marker = dict(size=5 if len(X) > 1500 else 6, color=PALETTE["data"])  # no outline: half the drawing per frame
+    data = dict(type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl", x=X[:, 0], y=X[:, 1], mode="markers",
+                name="data (colour: p(z | x))" if colored else "data", marker=marker,
+                hovertemplate="(%{x:.2f}, %{y:.2f})" + ("<br>most likely component: %{customdata}" if colored else "")
+                + "<extra></extra>")
+    if colored:
+        values = next(start)
+        marker["color"] = values["marker"]["color"]
+        data["customdata"] = values["customdata"]
+        animated.append(len(traces))
+    traces.append(data)
+
+    def add(values: dict, **style) -> None:
+        animated.append(len(traces))
+        traces.append({**values, **style})
+
+    if "density" in views and first.density is not None:
+        xs, ys, _ = first.density
+        if density_mode == "heatmap":
+            add(next(start), x=xs, y=ys, colorscale=density_colorscale(), showscale=True, hoverinfo="skip",
+                name="p(x)", zsmooth="best", colorbar=dict(title="p(x)", thickness=12, len=0.6, x=0.6))
+        else:
+            add(next(start), mode="lines", line=dict(color=PALETTE["model"], width=1.2), opacity=0.55,
+                hoverinfo="skip", name="log p(x), 1 nat apart")
+    if "ellipses" in views:
+        # a white halo under each ring: drawn over points of its own colour, a ring would vanish otherwise
+        for j in range(2):
+            add(next(start), mode="lines", hoverinfo="skip", showlegend=False, name="halo",
+                line=dict(color="rgba(255,255,255,0.9)", width=(2.5 if j == 0 else 1.8) + 2.5))
+        for j in range(2):
+            for k in range(K):
+                add(next(start), mode="lines", hoverinfo="skip", legendgroup="ellipses",
+                    showlegend=j == 0 and k == 0, name="ellipses: 1 std (solid), 2 std (dashed)",
+                    line=dict(color=component_color(k), width=2.5 if j == 0 else 1.8,
+                              dash="solid" if j == 0 else "dash"))
+    if "means" in views:
+        add(next(start), mode="markers", name="means μₖ", text=[str(k + 1) for k in range(K)],
+            marker=dict(symbol="x", size=13, color=[component_color(k) for k in range(K)],
+                        line=dict(width=2, color="white")),
+            hovertemplate="μ%{text}: (%{x:.2f}, %{y:.2f})<extra></extra>")
+    if point is not None:
+        traces.append(dict(type="scatter", x=[point[0]], y=[point[1]], mode="markers", name="chosen x",
+                           marker=dict(symbol="star", size=18, color=PALETTE["truth"],
+                                       line=dict(width=1.5, color="black")),
+                           hovertemplate="chosen x = (%{x:.2f}, %{y:.2f})<extra></extra>"))
+    ll = np.asarray(log_likelihoods, dtype=float)
+    right = dict(xaxis="x2", yaxis="y2", hovertemplate="iteration %{x}: %{y:.4f} nats<extra></extra>")
+    traces.append(dict(type="scatter", x=np.arange(len(ll)), y=ll, mode="lines", line=dict(color=PALETTE["model"]),
+                       showlegend=False, name="mean log p(x)", **right))
+    if converged_at is not None:
+        traces.append(dict(type="scatter", x=[converged_at], y=[ll[converged_at]], mode="markers",
+                           name=f"converged (iteration {converged_at})",
+                           marker=dict(symbol="star", size=16, color=PALETTE["truth"]), **right))
+    add(next(start), mode="markers", name="shown iteration", showlegend=False,
+        marker=dict(size=13, color=PALETTE["model"], line=dict(width=2, color="white")), **right)
+    redraw = "density" in views and first.density is not None and density_mode == "heatmap"
+    names = [str(f.iteration) for f in frames]
+    fig.update_layout(animation_controls(names, [_label(f, converged_at) for f in frames], frame_ms=frame_ms,
+                                         redraw=redraw, prefix="EM iteration "))
+    if xlim is None or ylim is None:
+        xlim, ylim = plot_limits(X)
+    fig.update_xaxes(range=list(xlim), constrain="domain", title_text=X_TITLE, row=1, col=1)
+    fig.update_yaxes(range=list(ylim), constrain="domain", title_text=Y_TITLE, scaleanchor="x", scaleratio=1,
+                     row=1, col=1)
+    fig.update_xaxes(title_text="EM iteration", rangemode="tozero", tick0=0, dtick=max(1, int(np.ceil(len(ll) / 8))),
+                     row=1, col=2)
+    fig.update_yaxes(title_text="mean log p(x), nats", row=1, col=2)
+    if len(ll) >= 2:
+        rest = ll[1:]
+        lo, hi = float(rest.min()), float(rest.max())
+        pad = max((hi - lo) * 0.15, 0.02)
+        if ll[0] < lo - max(20 * (hi - lo), 1.0):  # a one-point start, millions of nats lower: keep EM readable
+            fig.update_yaxes(range=[lo - pad, hi + pad], row=1, col=2)
+            fig.add_annotation(x=0, y=lo - pad, xref="x2", yref="y2", text=f"iteration 0: {text_number(ll[0], 4)}",
+                               showarrow=True, arrowhead=2, ax=40, ay=-30, xanchor="left", font=dict(size=11))
+    fig.update_layout(
+        height=height, dragmode=dragmode, uirevision="mixture", hovermode="closest",
+        margin=dict(l=60, r=20, t=50, b=ANIMATION_MARGIN),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0, font=dict(size=11)),
+    )
+    frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K))
+              for name, f in zip(names, frames, strict=True)]
+    return with_frames(go.Figure(data=traces, layout=fig.layout, _validate=False), frames)
+
+
 def log_likelihood_figure(
     log_likelihoods: np.ndarray, current: int, converged_at: int | None, height: int = 300
 ) -> go.Figure:
@@ -344,6 +529,74 @@ def generative_figure(
         fig.update_xaxes(range=list(xlim), constrain="domain")
         fig.update_yaxes(range=list(ylim), constrain="domain")
     return style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height)
+
+
+def generative_animation_figure(
+    x: np.ndarray,
+    k: np.ndarray,
+    means: np.ndarray,
+    weights: np.ndarray,
+    grid=None,
+    ellipses: list[list[np.ndarray]] | None = None,
+    n_animated: int = 30,
+    frame_ms: float = 600.0,
+    xlim=None,
+    ylim=None,
+    height: int = 480,
+) -> go.Figure:
+    """Samples x (n, 2) coloured by their component k (n,) over the fitted density heatmap, as an animation: frame j
+    (1 ... n_animated) shows the first j draws, the newest ringed and joined to the mean of the component it came from
+    (pick k ~ Categorical(pi), then draw x ~ N(mu_k, Sigma_k)); the last frame, shown first, has all n samples.
+    Plotly's Play and slider run in the browser. means: (K, 2); weights: (K,); ellipses [k][0]: 1-std rings."""
+    K = len(means)
+    n_animated = int(min(n_animated, len(x)))
+    traces = _density_traces(grid, "heatmap")
+    first = len(traces)
+    for j in range(K):
+        traces.append(dict(type="scatter", mode="markers", name=f"k = {j + 1}", legendgroup=f"c{j}",
+                           marker=dict(size=6, color=component_color(j), line=dict(width=0.5, color="white")),
+                           hovertemplate=f"drawn from component {j + 1}: " + "(%{x:.2f}, %{y:.2f})<extra></extra>"))
+    traces.append(dict(type="scatter", mode="lines", name="chosen component", line=dict(color=PALETTE["truth"],
+                                                                                        width=3), hoverinfo="skip"))
+    traces.append(dict(type="scatter", mode="lines+markers", showlegend=False, hoverinfo="skip",
+                       line=dict(color=PALETTE["truth"], width=2, dash="dot"),
+                       marker=dict(size=[8, 16], symbol=["x", "circle-open"], color=PALETTE["truth"],
+                                   line=dict(width=3))))
+    animated = list(range(first, len(traces)))
+
+    def frame_data(shown: int, highlight: bool) -> list[dict]:
+        data = [dict(type="scatter", x=_f32(x[:shown][k[:shown] == j, 0]), y=_f32(x[:shown][k[:shown] == j, 1]))
+                for j in range(K)]
+        if highlight:
+            j = int(k[shown - 1])
+            ring = ellipses[j][0] if ellipses is not None else np.full((1, 2), np.nan)
+            data.append(dict(type="scatter", x=_f32(ring[:, 0]), y=_f32(ring[:, 1])))
+            data.append(dict(type="scatter", x=[means[j, 0], x[shown - 1, 0]], y=[means[j, 1], x[shown - 1, 1]]))
+        else:
+            data += [dict(type="scatter", x=[], y=[]), dict(type="scatter", x=[], y=[])]
+        return data
+
+    def caption(shown: int) -> str:
+        j = int(k[shown - 1])
+        return (f"draw {shown}: picked k = {j + 1} (probability π = {weights[j]:.2f}), then drew x = "
+                f"({x[shown - 1, 0]:.2f}, {x[shown - 1, 1]:.2f}) from N(μ{j + 1}, Σ{j + 1})")
+
+    names = [str(j) for j in range(1, n_animated + 1)] + ["all"]
+    frames = [dict(name=str(j), traces=animated, data=frame_data(j, True)) for j in range(1, n_animated + 1)]
+    everything = f"all {len(x):,} samples, coloured by the component each was drawn from"
+    frames.append(dict(name="all", traces=animated, data=frame_data(len(x), False)))
+    for i, values in zip(animated, frames[-1]["data"], strict=True):  # the figure opens on the last frame
+        traces[i] = {**traces[i], **values}
+    fig = go.Figure(data=traces, _validate=False)
+    if xlim is not None and ylim is not None:
+        fig.update_xaxes(range=list(xlim), constrain="domain")
+        fig.update_yaxes(range=list(ylim), constrain="domain")
+    style_figure(fig, x_title=X_TITLE, y_title=Y_TITLE, equal_aspect=True, height=height)
+    labels = [caption(j) for j in range(1, n_animated + 1)] + [everything]
+    fig.update_layout(animation_controls(names, labels, frame_ms=frame_ms, prefix="", active=len(names) - 1,
+                                         from_start=True))
+    fig.update_layout(margin=dict(t=50, b=ANIMATION_MARGIN))
+    return with_frames(fig, frames)
 
 
 def restarts_histogram(log_likelihoods: np.ndarray, height: int = 300) -> go.Figure:
@@ -528,5 +781,5 @@ def decomposition_latex(x: np.ndarray, terms_log: np.ndarray, log_weights: np.nd
     return (
         rf"\begin{{aligned}} p\!\left({_vec(x)}\right) &= \sum_k \pi_k\,\mathcal{{N}}(x;\mu_k,\Sigma_k) \\ &= "
         + r"\\ &\quad + ".join(lines)
-        + rf"\\ &= {latex_number(np.exp(log_p))}, \qquad \log p(x) = {log_text}\ \text{{nats}} \end{{aligned}}"
+        + rf"\\ &= {latex_number(np.exp(log_p))} \\ \log p(x) &= {log_text}\ \text{{nats}} \end{{aligned}}"
     )
