@@ -344,7 +344,8 @@ def test_streamed_log_mean_exp_equals_the_unchunked_computation_on_the_same_weig
         """draw_log_w that hands out log_w in the order the streamer asks for it (trial chunks outer, k inner)"""
         cursor = {"t": 0, "k": 0}
 
-        def draw(kc, tc):
+        def draw(streams, kc):
+            tc = streams.trials
             block = log_w[cursor["k"]:cursor["k"] + kc, cursor["t"]:cursor["t"] + tc]
             cursor["k"] += kc
             if cursor["k"] == k:
@@ -355,7 +356,7 @@ def test_streamed_log_mean_exp_equals_the_unchunked_computation_on_the_same_weig
     expected = log_mean_exp(log_w, dim=0)  # (trials, batch)
     for chunk in (1, 7, 3 * 4, 10**9):  # ragged chunks in k and in trials, and no chunking at all
         monkeypatch.setattr(est, "CHUNK", chunk)
-        got = est._stream_log_mean_exp(replay(), k, trials, batch, torch.float64, torch.device("cpu"))
+        got = est._stream_log_mean_exp(replay(), 0, k, trials, batch, torch.float64, torch.device("cpu"))
         torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
 
 
