@@ -184,8 +184,8 @@ def run_estimator(model, x: torch.Tensor, proposal: ProposalSpec | Distribution,
         log_w, z = log_w[..., 0], z[..., 0, :]  # (k, t), (k, t, d): the one point
         log_w = log_w.nan_to_num(nan=-math.inf)  # a sample where p(x, z) underflows to nothing carries no weight
         cum = torch.logcumsumexp(log_w, 0)  # (k, t): log sum of the first j weights
-        ks_t = torch.as_tensor(ks, dtype=log_w.dtype)
-        parts["sweep"].append(cum[ks - 1] - torch.log(ks_t)[:, None])
+        ks_t = torch.as_tensor(ks, device=log_w.device)
+        parts["sweep"].append(cum[ks_t - 1] - torch.log(ks_t.to(log_w.dtype))[:, None])
         parts["est"].append(cum[-1] - math.log(k))
         parts["ess"].append(effective_sample_size(log_w, 0))
         parts["maxw"].append(torch.exp(log_w.max(0).values - cum[-1]))
