@@ -29,6 +29,9 @@ class LocalGaussian(nn.Module):
         d = loc.shape[-1]
         self.off_diag = nn.Parameter(torch.zeros(*loc.shape, d, dtype=loc.dtype, device=loc.device),
                                      requires_grad=full_covariance)
+        i = torch.arange(d, device=loc.device)
+        # a mask, not torch.tril: tril on tiny tensors stalls for milliseconds in OpenMP on a busy 2-core machine
+        self._strictly_lower = (i[:, None] > i[None, :]).to(loc.dtype)
 
     @classmethod
     def standard(cls, batch: int, latent_dim: int, dtype=torch.float64, device=None, full_covariance=False):
@@ -38,10 +41,7 @@ class LocalGaussian(nn.Module):
 
     def scale_tril(self) -> torch.Tensor:
         """(batch, d, d): diag(exp(log_scale)) plus the strictly lower part of off_diag."""
-        # a mask, not torch.tril: tril on tiny tensors stalls for milliseconds in OpenMP on a busy 2-core machine
-        i = torch.arange(self.loc.shape[-1], device=self.loc.device)
-        mask = (i[:, None] > i[None, :]).to(self.loc.dtype)  # strictly lower triangle
-        return torch.diag_embed(torch.exp(self.log_scale)) + self.off_diag * mask
+        return torch.diag_embed(torch.exp(self.log_scale)) + self.off_diag * self._strictly_lower
 
     def distribution(self) -> torch.distributions.Distribution:
         """q as a torch Distribution with batch shape (batch,) and event shape (latent_dim,)."""
@@ -214,8 +214,9 @@ class PhiOptimizer:
         unbiased, and exactly zero at the optimum when p(z|x) lies in q's family, so phi settles there instead of
         jittering around it.
         """
-        z = sample(self.phi.distribution(), (self.k,), self.generator)  # (k, batch, latent_dim)
-        log_q = detached_distribution(self.phi).log_prob(z)
+        q = self.phi.distribution()
+        z = sample(q, (self.k,), self.generator)  # (k, batch, latent_dim)
+        log_q = _fixed(q).log_prob(z)
         if self.beta == 1.0:
             return (self.model.log_joint(self.x, z) - log_q).mean(0)
         log_ratio = self.model.log_prior(z) - log_q
@@ -256,6 +257,14 @@ def fit_local_posterior(model, x: torch.Tensor, steps: int = DEFAULT_STEPS, lr: 
             if callback(step, opt.phi, opt.step(1)[0]):
                 break
     return opt.q(), {"elbo": torch.stack(opt.elbo_trace), "phi": opt.phi}
+
+
+def _fixed(q: torch.distributions.Distribution) -> torch.distributions.Distribution:
+    """The same Gaussian q with its parameters detached from phi (no copies: used at once, before phi moves)."""
+    if isinstance(q, MultivariateNormal):
+        return MultivariateNormal(q.loc.detach(), scale_tril=q.scale_tril.detach(), validate_args=False)
+    base = q.base_dist
+    return Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1, validate_args=False)
 
 
 def detached_distribution(phi: LocalGaussian) -> torch.distributions.Distribution:

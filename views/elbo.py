@@ -101,11 +101,12 @@ family = c1.selectbox("q family (Gaussian)", FAMILIES, key="elbo_family", **URL,
                       help="Mean-field: independent axes. Full covariance: q can tilt, as correlated posteriors do.")
 optimizer = OPTIMIZERS[c2.selectbox("Optimiser", list(OPTIMIZERS), key="elbo_opt", **URL)]
 lr = c3.select_slider("Learning rate", LRS, value=vi.DEFAULT_LR, key="elbo_lr", **URL)
-k = c4.select_slider("Samples per step k", KS, value=8, key="elbo_k", **URL,
+k = c4.select_slider("Samples per step k", KS, value=vi.DEFAULT_K, key="elbo_k", **URL,
                      help="Reparameterised samples z = μ + L ε per gradient estimate: more samples, less noise.")
 decay = c5.toggle("Decay the rate", value=True, key="elbo_decay", **URL,
                   help=f"lr_t = lr / (1 + t / {vi.LR_DECAY_STEPS}). With a constant rate the noise of the gradient "
-                       "keeps φ jittering around the optimum, a noise floor of ~0.02-0.1 nats.")
+                       "keeps φ jittering around the optimum, a noise floor of ~0.02-0.1 nats, unless p(z|x) lies in "
+                       "q's family: there the gradient (log q held fixed, 'sticking the landing') vanishes.")
 
 axes_shown = min(d, 2)
 st.caption("Initial φ (where q starts)" + ("" if d <= 2 else f"; all {d} latent axes start at axis 1's values"))
