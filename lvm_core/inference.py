@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -49,18 +48,6 @@ class LocalGaussian(nn.Module):
             # built lower-triangular with a positive diagonal, so the (slow) argument check is skipped
             return MultivariateNormal(self.loc, scale_tril=self.scale_tril(), validate_args=False)
         return Independent(Normal(self.loc, torch.exp(self.log_scale), validate_args=False), 1, validate_args=False)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module):
-    """Temporarily stop gradients into a module's parameters (theta stays fixed while phi moves)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
@@ -172,7 +159,8 @@ class PhiOptimizer:
             zeros = torch.zeros(x.shape[0], model.latent_dim, dtype=x.dtype, device=x.device)
             self.phi = LocalGaussian(zeros if loc is None else loc.to(x.dtype),
                                      zeros if log_scale is None else log_scale.to(x.dtype), full_covariance)
-        self.optimizer = make_optimizer([p for p in self.phi.parameters() if p.requires_grad], optimizer, self.lr)
+        self.params = [p for p in self.phi.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, optimizer, self.lr)
         self.generator = generator if generator is not None else make_generator(seed, x.device)
         self.t = 0
         self.log_px: torch.Tensor | None = None
@@ -185,23 +173,24 @@ class PhiOptimizer:
     def step(self, n: int = 1) -> torch.Tensor:
         """n more steps of gradient ascent; returns their Monte Carlo ELBOs, (n, batch)."""
         out = []
-        with frozen(self.model):
-            for _ in range(n):
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr_at(self.t)
-                self.optimizer.zero_grad()
-                value = self._objective()  # (batch,)
-                (-value.sum()).backward()  # points are independent: the sum's gradient is each phi_i's own
-                grads = [p.grad for p in self.phi.parameters() if p.grad is not None]
-                if all(torch.isfinite(g).all() for g in grads) and torch.isfinite(value).all():
-                    self.optimizer.step()  # a non-finite estimate (q far in a tail) is skipped, never applied
-                    with torch.no_grad():
-                        self.phi.loc.clamp_(-LOC_LIMIT, LOC_LIMIT)
-                        self.phi.log_scale.clamp_(*LOG_SCALE_LIMITS)
-                        self.phi.off_diag.clamp_(-LOC_LIMIT, LOC_LIMIT)
-                self.t += 1
-                out.append(value.detach())
-                self.loc_trace.append(self.phi.loc.detach().clone())
+        for _ in range(n):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(self.t)
+            value = self._objective()  # (batch,)
+            # gradients into phi only: theta (a model other sessions may share) is never written to, not even its
+            # .grad; points are independent, so the sum's gradient is each phi_i's own
+            grads = torch.autograd.grad(-value.sum(), self.params)
+            if all(torch.isfinite(g).all() for g in grads) and torch.isfinite(value).all():
+                for p, g in zip(self.params, grads, strict=True):
+                    p.grad = g
+                self.optimizer.step()  # a non-finite estimate (q far in a tail) is skipped, never applied
+                with torch.no_grad():
+                    self.phi.loc.clamp_(-LOC_LIMIT, LOC_LIMIT)
+                    self.phi.log_scale.clamp_(*LOG_SCALE_LIMITS)
+                    self.phi.off_diag.clamp_(-LOC_LIMIT, LOC_LIMIT)
+            self.t += 1
+            out.append(value.detach())
+            self.loc_trace.append(self.phi.loc.detach().clone())
         self.elbo_trace.extend(out)
         return torch.stack(out)
 
@@ -304,16 +293,15 @@ def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator:
         names += [f"L[{i + 1},{j + 1}]" for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
     xr = x.expand(replicates, x.shape[-1])
     g = generator if generator is not None else make_generator(seed, x.device)
-    with frozen(model):
-        q = rep.distribution()
-        if estimator == "reparameterisation":
-            objective = elbo(model, xr, q, k, g)  # (replicates,)
-        else:
-            z = sample(q, (k,), g).detach()  # (k, replicates, d), no path to phi
-            log_q = q.log_prob(z)
-            f = (model.log_joint(xr, z) - log_q).detach()
-            objective = (f * log_q).mean(0)  # a surrogate whose gradient is the score-function estimate
-        grads = torch.autograd.grad(objective.sum(), params, allow_unused=True)
+    q = rep.distribution()
+    if estimator == "reparameterisation":
+        objective = elbo(model, xr, q, k, g)  # (replicates,)
+    else:
+        z = sample(q, (k,), g).detach()  # (k, replicates, d), no path to phi
+        log_q = q.log_prob(z)
+        f = (model.log_joint(xr, z) - log_q).detach()
+        objective = (f * log_q).mean(0)  # a surrogate whose gradient is the score-function estimate
+    grads = torch.autograd.grad(objective.sum(), params, allow_unused=True)  # phi's only: theta is not written
     flat = [grads[0], grads[1]]
     if phi.full_covariance:
         flat.append(grads[2][:, rows, cols])

@@ -209,6 +209,18 @@ def test_the_gradient_sticks_the_landing_at_a_posterior_in_the_family(full):
     assert plain.abs().max() > 1e-3
 
 
+def test_per_point_optimisation_leaves_the_model_untouched():
+    # the page's models are cached and shared between sessions: fitting phi must not write to theta, its .grad or its
+    # requires_grad flags, even while another thread runs
+    model, x = seed_case(2, 0.3)
+    state = {name: p.detach().clone() for name, p in model.named_parameters()}
+    PhiOptimizer(model, x, full_covariance=True).step(5)
+    fit_local_posterior(model, x, steps=5)
+    elbo_gradient_samples(model, x, LocalGaussian.standard(1, 2), "reparameterisation", replicates=10)
+    for name, p in model.named_parameters():
+        assert p.requires_grad and p.grad is None and torch.equal(p.detach(), state[name]), name
+
+
 def test_extreme_initial_phi_gives_finite_numbers():
     model, x = seed_case(1)
     opt = PhiOptimizer(model, x, loc=torch.tensor([[8.0]]), log_scale=torch.tensor([[-6.0]]), lr=1.0)
