@@ -12,7 +12,8 @@ ESTIMATING, MIXTURES, DEEP, ELBO = "views/estimating.py", "views/mixtures.py", "
 
 
 def _open(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
+    # two sessions share the machine's cores, as on a server: each run may take twice as long as a page test's
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=2 * APPTEST_TIMEOUT)
     at.run()
     at.switch_page(page).run()
     _ok(at)
