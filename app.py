@@ -7,15 +7,18 @@ import plotly.express  # noqa: F401
 import sklearn.mixture  # noqa: F401
 import streamlit as st
 import torch
+from threadpoolctl import threadpool_limits
 
 from ui import state
 from ui.pages import PAGES
 from ui.query import clean_query_params
 from ui.sidebar import render_sidebar
 
-# One intra-op thread per computation: our tensors are small, and on a 2-core machine shared by several sessions a
-# second OpenMP thread made them 5-25x slower (measured in benchmarks/); sessions also stop fighting over a global.
+# One intra-op thread per computation, set once here for the whole process (lvm_core never changes it): our tensors
+# are small, and with several sessions on few cores a second OpenMP thread made them 5-25x slower (measured in
+# benchmarks/). The same for BLAS under scikit-learn's EM: its spin-waiting threads made one EM step 10x slower.
 torch.set_num_threads(1)
+threadpool_limits(1, user_api="blas")  # after the imports above, so every BLAS they load is limited
 
 st.set_page_config(page_title="LVM Lab", page_icon=":material/blur_on:", layout="wide")
 

@@ -57,7 +57,6 @@ def plain_loop(model, encoder, X, steps, lr, batch_size, seed, grad_clip=100.0):
 
 def step_time(X_train, steps=600, repeats=3):
     """Best-of-repeats seconds per step: train_lvm (no evaluation, no callback) vs the plain loop."""
-    torch.set_num_threads(1)
     X = torch.tensor(X_train, dtype=torch.float32)
     ours, plain = [], []
     for r in range(repeats):
@@ -77,7 +76,6 @@ def quadrature_cost(X_test):
     model = MLPLVM(latent_dim=2, seed=0)
     train_lvm(model, X_test, steps=300, seed=0, warmup=75)  # a model with some structure; any will do
     X = torch.tensor(X_test, dtype=torch.float32)
-    torch.set_num_threads(1)
     out = {}
     for res in (None, 41):
         t = time.perf_counter()
@@ -113,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as app.py: small networks run fastest on one thread
     X_train, X_test = moons()
     lines = ["# Deep LVM benchmarks", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "

@@ -31,6 +31,7 @@ from lvm_core import estimators as est  # noqa: E402
 from lvm_core import gradients as gr  # noqa: E402
 from lvm_core.inference import LocalGaussian, elbo_gradient_samples  # noqa: E402
 from lvm_core.models import HARD_POSTERIORS, MLPLVM, SeedLVM, hard_posterior  # noqa: E402
+from lvm_core.proposals import sample  # noqa: E402
 
 REPEATS = 5
 S, TRIALS = 1_000, 40  # draws per importance-sampling estimate and trials behind each k-hat in the evidence table
@@ -47,20 +48,15 @@ def median_time(fn, repeats: int = REPEATS) -> float:
 
 # ------------------------------------------------------------------------------------------------------ draws
 def gaussian_draws(q, shape, g):
-    q = est._as_gaussian(q)
-    eps = torch.randn(*shape, *q.loc.shape, generator=g, dtype=q.loc.dtype)
-    return q.loc + (q.scale_tril @ eps[..., None])[..., 0]
+    return sample(q, shape, g)
 
 
 def student_t_draws(q, shape, g, df=3):
-    base = q.base_dist
-    u = torch.rand(*shape, *base.loc.shape, generator=g, dtype=base.loc.dtype)
-    u_chi2 = torch.rand(*shape, *base.loc.shape[:-1], base.loc.shape[-1] * df, generator=g, dtype=base.loc.dtype)
-    return est.uniform_to_student_t(u, u_chi2, base.loc, base.scale, df)[0]
+    return sample(q, shape, g)
 
 
 def mixture_draws(q, shape, g):
-    return est.sample_mixture(q, shape, g)
+    return sample(q, shape, g)
 
 
 # ------------------------------------------------------------------------------------------------------ timings

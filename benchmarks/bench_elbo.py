@@ -133,6 +133,7 @@ def browser_fps() -> dict[str, tuple[float, int]] | None:
 
 
 def main() -> None:
+    torch.set_num_threads(1)  # as app.py does at start-up
     cases = {
         "seed model, 1-D latent, noise 1.0 (the page's default), mean-field": (SeedLVM(1, seed=0), False),
         "seed model, 2-D latent, noise 0.3, full covariance": (SeedLVM(2, seed=0, noise_scale=0.3), True),
@@ -153,7 +154,7 @@ def main() -> None:
         "# ELBO page: Play's frame rate",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads available (per-point work runs on 1: estimators.cpu_threads), "
+        f"{torch.get_num_threads()} torch thread (set once at start, as app.py does), "
         "a 2-core machine shared with other jobs. Medians over "
         f"{FRAMES} frames of {STEPS_PER_FRAME} steps each (the page's default), q starting at location 2.",
         "",

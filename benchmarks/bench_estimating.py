@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from lvm_core import experiments as ex  # noqa: E402
 from lvm_core.models import SeedLVM  # noqa: E402
+from lvm_core.proposals import ProposalSpec  # noqa: E402
 
 K, TRIALS = 1_000, 200
 
@@ -126,19 +127,19 @@ def bench_browser(repeats: int, port: int = 8604) -> list[float]:
         server.wait(timeout=20)
 
 
-def bench_bare(repeats: int, threads: int | None) -> dict[str, list[float]]:
-    """run_estimator alone (threads=None: torch's global thread count; 1: what the page uses)"""
+def bench_bare(repeats: int) -> dict[str, list[float]]:
+    """run_estimator alone, on torch's current thread count"""
     model = SeedLVM(latent_dim=1)
     x = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
     mean, std, _ = ex.posterior_moments(model, x)
-    proposals = ex.default_proposals(model, (-4.0, 4.0), ex.Proposal("gaussian", tuple(mean), tuple(std)))
+    proposals = ex.default_proposals(model, (-4.0, 4.0), ProposalSpec("gaussian", tuple(mean), tuple(std)))
 
     def one(seed):
-        ex.run_estimator(model, x, proposals["importance"], K, TRIALS, seed, threads=threads)
+        ex.run_estimator(model, x, proposals["importance"], K, TRIALS, seed)
 
     def three(seed):
         for p in proposals.values():
-            ex.run_estimator(model, x, p, K, TRIALS, seed, threads=threads)
+            ex.run_estimator(model, x, p, K, TRIALS, seed)
 
     return {"one": timed(one, range(repeats)), "three": timed(three, range(repeats))}
 
@@ -151,11 +152,11 @@ def main() -> None:
     default_threads = torch.get_num_threads()
     load = os.getloadavg()[0]
     med = statistics.median
-    results = {
-        **{f"bare {k}": v for k, v in bench_bare(args.repeats, threads=1).items()},
-        **{f"bare2 {k}": v for k, v in bench_bare(args.repeats, threads=None).items()},
-        **{f"page {k}": v for k, v in bench_page(args.repeats).items()},
-    }
+    # lvm_core never changes torch's threads: this script, the process's owner, sets them for each section
+    results = {f"bare2 {k}": v for k, v in bench_bare(args.repeats).items()}
+    torch.set_num_threads(1)  # as app.py does at start-up (the page section runs app.py, which sets 1 too)
+    results |= {f"bare {k}": v for k, v in bench_bare(args.repeats).items()}
+    results |= {f"page {k}": v for k, v in bench_page(args.repeats).items()}
     browser = bench_browser(args.repeats) if args.browser else None
 
     names = [

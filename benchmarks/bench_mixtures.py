@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--restart-repeats", type=int, default=3)
     args = parser.parse_args()
+    threadpool_limits(1, user_api="blas")  # as app.py does at start-up (lvm_core.gmm never changes it)
     X = make_dataset("overlapping", n=N, seed=0)
 
     core = bench_core_step(X, 50)

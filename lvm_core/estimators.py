@@ -6,7 +6,6 @@ Large ``trials * k`` is streamed in chunks with a running logsumexp, so memory s
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 
@@ -21,6 +20,8 @@ from torch.distributions import (
     StudentT,
     kl_divergence,
 )
+
+from lvm_core.proposals import ProposalSpec, TrialStreams, sample, seed_from
 
 # evaluations of log p(x, z) held in memory at once (times latent_dim and the model's hidden width): 2^18 keeps the
 # peak near 140 MB for a 64-unit float32 MLPLVM (2^20: 500 MB, about twice that in float64) at no cost in speed
@@ -50,110 +51,103 @@ def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.exp(2 * torch.logsumexp(log_w, dim=dim) - torch.logsumexp(2 * log_w, dim=dim))
 
 
-@contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device):
-    """Run the body on torch's global RNG seeded with ``seed``, restoring the RNG afterwards (no-op for None)."""
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None = 1):
-    """Run the body with torch on n CPU threads (None: unchanged), restoring the count afterwards.
-
-    Our tensors are small (one point's k samples, a 64-wide MLP): on a busy 2-core machine OpenMP's second thread
-    made them 5-25x slower (measured: a training step 25x, amortisation gaps of 100 points 125 s against 25 s).
-    """
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
-def _stream_log_mean_exp(draw_log_w: Callable[[int, int], torch.Tensor], k: int, trials: int, batch: int,
-                         dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _stream_log_mean_exp(draw_log_w: Callable[[TrialStreams, int], torch.Tensor], seed: int, k: int, trials: int,
+                         batch: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """log mean over k of exp(log w) for every trial, drawing at most ~CHUNK weights at a time.
 
-    draw_log_w(k_chunk, t_chunk) -> (k_chunk, t_chunk, batch) fresh log weights. Returns (trials, batch).
+    draw_log_w(streams, k_chunk) -> (k_chunk, trials in streams, batch): the next log weights of each trial's streams.
+    Chunks hold whole trials where k allows (few, long streams); trial r's numbers come from its own streams, so the
+    result does not depend on the chunk sizes. Returns (trials, batch).
     """
-    t_chunk = max(1, min(trials, CHUNK // max(1, batch)))
+    t_chunk = max(1, min(trials, CHUNK // max(1, batch * k)))
     k_chunk = max(1, min(k, CHUNK // max(1, batch * t_chunk)))
     out = []
     for t0 in range(0, trials, t_chunk):
         t = min(t_chunk, trials - t0)
+        streams = TrialStreams(seed, t, first_trial=t0, device=device)
         acc = torch.full((t, batch), -math.inf, dtype=dtype, device=device)
         for k0 in range(0, k, k_chunk):
-            acc = torch.logaddexp(acc, torch.logsumexp(draw_log_w(min(k_chunk, k - k0), t), dim=0))
+            acc = torch.logaddexp(acc, torch.logsumexp(draw_log_w(streams, min(k_chunk, k - k0)), dim=0))
         out.append(acc)
     return torch.cat(out) - math.log(k)
 
 
 # ------------------------------------------------------------------------------------------------- Monte Carlo
-def naive_mc_log_marginal(model, x: torch.Tensor, k: int, box: tuple[float, float] = (-4.0, 4.0), trials: int = 1,
-                          seed: int | None = None) -> torch.Tensor:
-    """Naive Monte Carlo, as in the notes: z_j ~ Uniform(box^d), p(x) ~= |Z| mean_j p(x, z_j).
+# Randomness: every estimator takes a ``seed`` or a ``generator`` (one seed is drawn from it); trial r then draws
+# from its own streams seeded by (seed, r) (proposals.TrialStreams), sample after sample along k. The same seed gives
+# the same numbers however the work is chunked, and estimators run with one seed share their uniforms draw for draw
+# (common random numbers): the naive box maps them linearly, a Gaussian q through the normal quantile function.
 
-    log p(x) ~= log|Z| + logsumexp_j log p(x, z_j) - log k. For a discrete model, z is uniform over its values and
-    |Z| is their count. x: (batch, data_dim) -> (trials, batch).
-    """
-    batch = x.shape[0]
+
+def naive_proposal(model, box: tuple[float, float] = (-4.0, 4.0), batch: int = 1, dtype: torch.dtype = torch.float64,
+                   device: torch.device | None = None) -> torch.distributions.Distribution:
+    """Naive Monte Carlo's q: uniform on the box [lo, hi]^d, or uniform over a discrete z's values; batch (batch,)."""
     if model.discrete:
-        values = model.enumerate_latents()[:, 0, :]  # (K, K)
-        log_volume = math.log(values.shape[0])
-
-        def draw(kc, tc):
-            idx = torch.randint(values.shape[0], (kc, tc, batch), device=x.device)
-            return model.log_joint(x, values[idx]) + log_volume
+        spec = ProposalSpec("categorical", probs=(1.0,) * model.latent_dim)
     else:
         lo, hi = float(box[0]), float(box[1])
         if not hi > lo:
             raise ValueError(f"box must have lo < hi, got {box}")
-        log_volume = model.latent_dim * math.log(hi - lo)
+        spec = ProposalSpec("box", lo=lo, hi=hi, dim=model.latent_dim)
+    return spec.distribution(dtype, device).expand(torch.Size([batch]))
 
-        def draw(kc, tc):
-            z = lo + (hi - lo) * torch.rand(kc, tc, batch, model.latent_dim, dtype=x.dtype, device=x.device)
-            return model.log_joint(x, z) + log_volume
 
-    with torch.no_grad(), seeded(seed, x.device):
-        return _stream_log_mean_exp(draw, k, trials, batch, x.dtype, x.device)
+def naive_mc_log_marginal(model, x: torch.Tensor, k: int, box: tuple[float, float] = (-4.0, 4.0), trials: int = 1,
+                          seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Naive Monte Carlo, as in the notes: z_j ~ Uniform(box^d), p(x) ~= |Z| mean_j p(x, z_j).
+
+    log p(x) ~= log|Z| + logsumexp_j log p(x, z_j) - log k: importance sampling with q = 1/|Z| on the box
+    (``naive_proposal``). For a discrete model, z is uniform over its values and |Z| is their count.
+    x: (batch, data_dim) -> (trials, batch).
+    """
+    q = naive_proposal(model, box, x.shape[0], x.dtype, x.device)
+    return importance_log_marginal(model, x, q, k, trials, seed=seed, generator=generator)
+
+
+def _log_weights(model, x: torch.Tensor, q, k: int, streams: TrialStreams) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next k draws of every trial: log w (k, trials, batch) and z (k, trials, batch, latent_dim)."""
+    z = sample(q, (k,), streams)
+    flat = z.reshape(-1, *z.shape[-2:])  # one long axis of samples evaluates faster than nested batch axes
+    log_joint = model.log_joint(x, flat).reshape(z.shape[:-1])
+    return log_joint - q.log_prob(z), z
 
 
 def importance_log_weights(model, x: torch.Tensor, q: torch.distributions.Distribution, k: int,
-                           seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """log w_j = log p(x, z_j) - log q(z_j) with z_j ~ q. Returns (log_w: (k, batch), z: (k, batch, latent_dim))."""
-    with torch.no_grad(), seeded(seed, x.device):
-        z = q.sample((k,))
-        return model.log_joint(x, z) - q.log_prob(z), z
+                           trials: int | None = None, seed: int | None = None,
+                           generator: torch.Generator | None = None,
+                           first_trial: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """log w_j = log p(x, z_j) - log q(z_j) with z_j ~ q, log q being q's own log_prob.
+
+    Returns (log_w: (k, batch), z: (k, batch, latent_dim)); with ``trials``: (k, trials, batch) and
+    (k, trials, batch, latent_dim), trial r drawn from the streams of trial first_trial + r of this seed (so a page
+    can compute its trials in chunks). ``importance_log_marginal`` with the same seed averages exactly these weights.
+    """
+    streams = TrialStreams(seed_from(seed, generator), trials or 1, first_trial, x.device)
+    with torch.no_grad():
+        log_w, z = _log_weights(model, x, q, k, streams)
+    return (log_w, z) if trials is not None else (log_w[:, 0], z[:, 0])
 
 
 def importance_log_marginal(model, x: torch.Tensor, q: torch.distributions.Distribution, k: int, trials: int = 1,
-                            seed: int | None = None) -> torch.Tensor:
+                            seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Importance sampling: log p(x) ~= logsumexp_j(log p(x, z_j) - log q(z_j)) - log k, with z_j ~ q(z).
 
     q: a torch Distribution with batch shape (batch,) and event shape (latent_dim,). x: (batch, data_dim).
     Returns (trials, batch). Unbiased for p(x); its log is biased low (Jensen) and is the IWAE bound L_k on average.
     """
-    def draw(kc, tc):
-        z = q.sample((kc, tc))  # (kc, tc, batch, latent_dim)
-        return model.log_joint(x, z) - q.log_prob(z)
+    def draw(streams, kc):
+        return _log_weights(model, x, q, kc, streams)[0]
 
-    with torch.no_grad(), seeded(seed, x.device):
-        return _stream_log_mean_exp(draw, k, trials, x.shape[0], x.dtype, x.device)
+    with torch.no_grad():
+        return _stream_log_mean_exp(draw, seed_from(seed, generator), k, trials, x.shape[0], x.dtype, x.device)
 
 
-def elbo(model, x: torch.Tensor, q: torch.distributions.Distribution, k: int = 1) -> torch.Tensor:
+def elbo(model, x: torch.Tensor, q: torch.distributions.Distribution, k: int = 1,
+         generator: torch.Generator | None = None) -> torch.Tensor:
     """Monte Carlo ELBO = mean_j [log p(x, z_j) - log q(z_j)], z_j ~ q reparameterised (differentiable in q and the
-    model). Returns (batch,). Equals log p(x) - KL(q || p(z|x)) in expectation."""
-    z = q.rsample((k,)) if q.has_rsample else q.sample((k,))  # (k, batch, latent_dim)
+    model), drawn from ``generator`` (None: fresh entropy). Returns (batch,). Equals log p(x) - KL(q || p(z|x)) in
+    expectation."""
+    z = sample(q, (k,), generator)  # (k, batch, latent_dim)
     return (model.log_joint(x, z) - q.log_prob(z)).mean(0)
 
 
@@ -364,7 +358,7 @@ def adapt_latent_grid(log_f: Callable[[torch.Tensor], torch.Tensor], batch: int,
     return LatentGrid(center, scale, lo, hi, _final_resolution(d, resolution))
 
 
-# ------------------------------------------------------------------ estimator statistics (estimating helper, issue 5)
+# ------------------------------------------------------------------------------------------- estimator statistics
 def _log_abs_expm1(a: torch.Tensor) -> torch.Tensor:
     """log |exp(a) - 1|, finite for any finite a (no overflow for large a, no cancellation near 0 beyond expm1's)."""
     pos = a > 0
@@ -405,79 +399,6 @@ def estimator_summary(log_estimates: torch.Tensor, log_px, dim: int = 0) -> dict
         "sd_log": a.std(dim, correction=0),
         "rmse_log": a.pow(2).mean(dim).sqrt(),
     }
-
-
-# ------------------------------------------------------ common random numbers (estimating helper, issue 5)
-# Every estimator transforms the same uniforms u ~ U(0, 1): the naive box takes lo + (hi - lo) u, a Gaussian q takes
-# loc + scale * Phi^-1(u), a Student-t q divides that Gaussian draw by sqrt(chi2_df / df) built from its own extra
-# stream. Trial r's stream depends only on (seed, r), and within a trial sample j is the j-th row, so an estimate
-# with k samples uses exactly the first k draws of one with more: differences between estimators or between k are
-# the estimators' own, not the noise's.
-
-
-def crn_uniforms(seed: int, trials: int, k: int, width: int, first_trial: int = 0, stream: int = 0,
-                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Uniforms in (0, 1) of shape (k, trials, width); trial r's (k, width) block comes from a generator seeded by
-    (seed, first_trial + r, stream) alone, so blocks are prefixes of each other in k and independent of trials."""
-    import numpy as np
-
-    out = np.empty((trials, k, width))
-    for r in range(trials):  # one generator per trial (not per sample): the stream layout is fixed by (seed, r)
-        out[r] = np.random.default_rng([int(seed), first_trial + r, stream]).random((k, width))
-    # 0 has probability 2^-53 but Phi^-1(0) = -inf: nudge it to the smallest positive double
-    u = torch.from_numpy(np.maximum(out, np.finfo(float).tiny)).to(dtype)
-    return u.transpose(0, 1)  # (k, trials, width)
-
-
-def uniform_to_box(u: torch.Tensor, lo: float, hi: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """z = lo + (hi - lo) u, uniform on the box [lo, hi]^d. u: (..., d) -> (z: (..., d), log q(z): (...))."""
-    z = lo + (hi - lo) * u
-    return z, torch.full(u.shape[:-1], -u.shape[-1] * math.log(hi - lo), dtype=u.dtype)
-
-
-def uniform_to_gaussian(u: torch.Tensor, loc, scale) -> tuple[torch.Tensor, torch.Tensor]:
-    """z = loc + L eps with eps = Phi^-1(u) ~ N(0, I). scale: (d,) standard deviations, or (d, d) lower-triangular L.
-
-    u: (..., d) -> (z: (..., d), log N(z; loc, L L^T): (...)). Broadcasting: loc (batch, d) with u (..., 1, d).
-    """
-    loc, scale = torch.as_tensor(loc, dtype=u.dtype), torch.as_tensor(scale, dtype=u.dtype)
-    eps = torch.special.ndtri(u)
-    if scale.ndim >= 2:
-        z = loc + (scale @ eps[..., None])[..., 0]
-        log_det = torch.log(torch.diagonal(scale, dim1=-2, dim2=-1)).sum(-1)
-    else:
-        z = loc + scale * eps
-        log_det = torch.log(scale).sum(-1)
-    return z, -0.5 * (eps.pow(2).sum(-1) + u.shape[-1] * math.log(2 * math.pi)) - log_det
-
-
-def uniform_to_student_t(u: torch.Tensor, u_chi2: torch.Tensor, loc, scale, df: int) -> tuple[torch.Tensor,
-                                                                                               torch.Tensor]:
-    """z = loc + scale * eps / sqrt(V / df), eps = Phi^-1(u), V = sum of df squared normals from u_chi2 (per axis).
-
-    Independent Student-t axes with integer ``df``. u: (..., d), u_chi2: (..., d * df) -> (z: (..., d), log q: (...)).
-    """
-    loc, scale = torch.as_tensor(loc, dtype=u.dtype), torch.as_tensor(scale, dtype=u.dtype)
-    d = u.shape[-1]
-    v = torch.special.ndtri(u_chi2[..., : d * df]).pow(2).reshape(*u.shape[:-1], d, df).sum(-1)  # (..., d)
-    t = torch.special.ndtri(u) / torch.sqrt(v / df)
-    z = loc + scale * t
-    log_q = (torch.lgamma(torch.tensor((df + 1) / 2, dtype=u.dtype)) - torch.lgamma(torch.tensor(df / 2, dtype=u.dtype))
-             - 0.5 * math.log(df * math.pi) - torch.log(scale) - (df + 1) / 2 * torch.log1p(t.pow(2) / df))
-    return z, log_q.sum(-1)
-
-
-def uniform_to_categorical(u: torch.Tensor, probs) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot z ~ Categorical(probs) by inverse CDF of u[..., 0]. probs: (K,) or (batch, K), u: (..., 1) ->
-    (z: (..., K) one-hot, log q(z): (...))."""
-    probs = torch.as_tensor(probs, dtype=u.dtype)
-    cdf = torch.cumsum(probs, -1)
-    cdf = cdf / cdf[..., -1:]
-    shape = torch.broadcast_shapes(u.shape[:-1], probs.shape[:-1])
-    idx = torch.searchsorted(cdf.expand(*shape, -1).contiguous(), u[..., :1].expand(*shape, 1).contiguous(),
-                             right=True)[..., 0].clamp(max=probs.shape[-1] - 1)
-    z = torch.nn.functional.one_hot(idx, probs.shape[-1]).to(u.dtype)
-    return z, torch.log((z * probs).sum(-1))
 
 
 # ------------------------------------------------------------------------------------------------------ diagnostics
@@ -700,33 +621,6 @@ def best_gaussian_elbo(model, x: torch.Tensor, full_covariance: bool = True, nod
     if full_covariance:
         return MultivariateNormal(loc, scale_tril=L)
     return Independent(Normal(loc, torch.diagonal(L, dim1=-2, dim2=-1)), 1)
-
-
-def sample_mixture(q: MixtureSameFamily, sample_shape: tuple[int, ...] | torch.Size,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Draws from a mixture of Gaussians (MultivariateNormal or Independent Normal components) from an explicit
-    generator: the component by inverse CDF of a uniform, then z = loc_c + L_c eps with eps ~ N(0, I).
-
-    q: batch shape B, K components, event (d,) -> z: (*sample_shape, *B, d).
-    """
-    sample_shape = torch.Size(sample_shape)
-    probs = q.mixture_distribution.probs  # (*B, K)
-    comp = q.component_distribution
-    if isinstance(comp, MultivariateNormal):
-        loc, tril = comp.loc, comp.scale_tril  # (*B, K, d), (*B, K, d, d)
-    elif isinstance(comp, Independent) and isinstance(comp.base_dist, Normal):
-        loc, tril = comp.base_dist.loc, torch.diag_embed(comp.base_dist.scale)
-    else:
-        raise TypeError(f"components must be MultivariateNormal or Independent Normal, got {type(comp).__name__}")
-    shape = sample_shape + q.batch_shape
-    K, d = loc.shape[-2], loc.shape[-1]
-    u = torch.rand(*shape, 1, generator=generator, dtype=probs.dtype, device=probs.device)
-    cdf = torch.cumsum(probs, -1).expand(*shape, K).contiguous()
-    idx = torch.searchsorted(cdf, u * cdf[..., -1:], right=True).clamp(max=K - 1)  # (*shape, 1)
-    loc_c = loc.expand(*shape, K, d).gather(-2, idx[..., None].expand(*shape, 1, d))[..., 0, :]  # (*shape, d)
-    tril_c = tril.expand(*shape, K, d, d).gather(-3, idx[..., None, None].expand(*shape, 1, d, d))[..., 0, :, :]
-    eps = torch.randn(*shape, d, generator=generator, dtype=loc.dtype, device=loc.device)
-    return loc_c + (tril_c @ eps[..., None])[..., 0]
 
 
 def fit_mixture_proposal(model, x: torch.Tensor, n_components: int = 2, n_draws: int = 20_000, seed: int = 0,

@@ -10,21 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.distributions import MultivariateNormal, Normal, StudentT
+from torch.distributions import Distribution, MultivariateNormal
 
 from lvm_core.estimators import (
     adapt_latent_grid,
-    cpu_threads,
-    crn_uniforms,
     effective_sample_size,
     estimator_summary,
     exact_log_marginal,
+    importance_log_weights,
     normalized_weights,
-    uniform_to_box,
-    uniform_to_categorical,
-    uniform_to_gaussian,
-    uniform_to_student_t,
 )
+from lvm_core.proposals import ProposalSpec
 
 # z-grid points per axis for the display density of a continuous model without a closed form (1-D, 2-D latent)
 DISPLAY_Z_RESOLUTION = {1: 601, 2: 61}
@@ -41,7 +37,7 @@ def log_marginal_on_grid(model, xs: torch.Tensor, ys: torch.Tensor) -> torch.Ten
     """
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")  # (ny, nx) each
     x = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).to(model.dtype)  # (n, 2)
-    with torch.no_grad(), cpu_threads(1):
+    with torch.no_grad():
         if getattr(model, "closed_form_log_marginal", None) is not None or model.discrete:
             out = exact_log_marginal(model, x)
         else:
@@ -73,67 +69,19 @@ PRESETS = ("prior", "fitted", "too narrow", "too wide", "shifted")
 PRESET_FACTOR = 10.0  # "too narrow" / "too wide": the posterior's standard deviation divided / multiplied by this
 PRESET_SHIFT = 3.0  # "shifted": the fitted q moved by this many posterior standard deviations on every axis
 MAX_EVALUATIONS = 2 * 10**6  # k * trials per estimator (~1 s each on the busy 2-core machine); beyond it fewer trials
-CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over trials
+CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over whole trials
 
 
-@dataclass(frozen=True)
-class Proposal:
-    """How one estimator draws z from the common uniforms (hashable, so it can key a cache).
-
-    family: "box" (uniform on [lo, hi]^d), "gaussian" / "student_t" (independent axes, loc and scale per axis,
-    integer df), "categorical" (a discrete z with the given probabilities). A Gaussian with loc 0, scale 1 is the prior.
-    """
-
-    family: str
-    loc: tuple[float, ...] = ()
-    scale: tuple[float, ...] = ()
-    df: int = 3
-    lo: float = -4.0
-    hi: float = 4.0
-    probs: tuple[float, ...] = ()
-
-    def sample(self, u: torch.Tensor, u_chi2: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """u: (..., width) uniforms -> (z: (..., latent_dim), log q(z): (...))"""
-        if self.family == "box":
-            return uniform_to_box(u, self.lo, self.hi)
-        if self.family == "gaussian":
-            return uniform_to_gaussian(u, self.loc, self.scale)
-        if self.family == "student_t":
-            return uniform_to_student_t(u, u_chi2, self.loc, self.scale, self.df)
-        if self.family == "categorical":
-            return uniform_to_categorical(u, self.probs)
-        raise ValueError(f"unknown proposal family {self.family!r}")
-
-    def log_density(self, z: torch.Tensor, axes: int) -> torch.Tensor:
-        """log q of the first ``axes`` coordinates of z (its marginal there): z (..., axes) -> (...)"""
-        z = z[..., :axes]
-        if self.family == "box":
-            inside = ((z >= self.lo) & (z <= self.hi)).all(-1)
-            return torch.where(inside, -axes * math.log(self.hi - self.lo), -math.inf)
-        loc = torch.as_tensor(self.loc[:axes], dtype=z.dtype)
-        scale = torch.as_tensor(self.scale[:axes], dtype=z.dtype)
-        if self.family == "gaussian":
-            return Normal(loc, scale).log_prob(z).sum(-1)
-        if self.family == "student_t":
-            return StudentT(float(self.df), loc, scale).log_prob(z).sum(-1)
-        raise ValueError(f"no density on a plane for the {self.family!r} family")
-
-
-def uniform_width(model, proposal: Proposal) -> int:
-    """uniforms per sample in the main stream: one per latent axis (one in all for a discrete z)"""
-    return 1 if proposal.family == "categorical" else model.latent_dim
-
-
-def default_proposals(model, box: tuple[float, float], q: Proposal) -> dict[str, Proposal]:
+def default_proposals(model, box: tuple[float, float], q: ProposalSpec) -> dict[str, ProposalSpec]:
     """The page's three estimators: naive (uniform box, or uniform over a discrete z's values), the prior, and q."""
     if model.discrete:
         K = model.latent_dim
         prior = torch.softmax(model.log_weights.detach(), -1).tolist()
-        return {"naive": Proposal("categorical", probs=(1.0 / K,) * K),
-                "prior": Proposal("categorical", probs=tuple(prior)), "importance": q}
+        return {"naive": ProposalSpec("categorical", probs=(1.0 / K,) * K),
+                "prior": ProposalSpec("categorical", probs=tuple(prior)), "importance": q}
     d = model.latent_dim
-    return {"naive": Proposal("box", lo=float(box[0]), hi=float(box[1])),
-            "prior": Proposal("gaussian", loc=(0.0,) * d, scale=(1.0,) * d), "importance": q}
+    return {"naive": ProposalSpec("box", lo=float(box[0]), hi=float(box[1]), dim=d),
+            "prior": ProposalSpec("gaussian", loc=(0.0,) * d, scale=(1.0,) * d), "importance": q}
 
 
 def posterior_moments(model, x: torch.Tensor, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
@@ -142,7 +90,7 @@ def posterior_moments(model, x: torch.Tensor, seed: int = 0) -> tuple[np.ndarray
     Closed form where the model has one; moments on the adaptive quadrature grid for a 1-/2-D latent; else a
     mean-field Gaussian fitted by maximising the ELBO (the notes' inner loop). A discrete z: (probs, probs, ...).
     """
-    with torch.no_grad(), cpu_threads(1):
+    with torch.no_grad():
         posterior = getattr(model, "closed_form_posterior", None)
         if posterior is not None:
             p = posterior(x)
@@ -159,7 +107,7 @@ def posterior_moments(model, x: torch.Tensor, seed: int = 0) -> tuple[np.ndarray
             return mean[0].numpy(), std[0].numpy(), "quadrature"
     from lvm_core.inference import fit_local_posterior
 
-    q, _ = fit_local_posterior(model, x, steps=300, lr=0.05, k=8, seed=seed)
+    q, _ = fit_local_posterior(model, x, seed=seed)
     return q.mean[0].detach().numpy(), q.stddev[0].detach().numpy(), "fitted by maximising the ELBO"
 
 
@@ -179,30 +127,17 @@ def preset_proposal(name: str, mean: np.ndarray, std: np.ndarray) -> tuple[np.nd
     raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
 
 
-def discrete_proposal(posterior: np.ndarray, prior: np.ndarray, mix: float) -> Proposal:
+def discrete_proposal(posterior: np.ndarray, prior: np.ndarray, mix: float) -> ProposalSpec:
     """q(z) = (1 - mix) p(z|x) + mix p(z) for a discrete z: mix = 0 is the exact posterior, 1 the prior."""
     probs = (1.0 - mix) * np.asarray(posterior) + mix * np.asarray(prior)
-    return Proposal("categorical", probs=tuple(float(p) for p in probs / probs.sum()))
+    return ProposalSpec("categorical", probs=tuple(float(p) for p in probs / probs.sum()))
 
 
 # ------------------------------------------------------------------------------------ estimates with shared noise
-
-
-def crn_log_weights(model, x: torch.Tensor, proposal: Proposal, seed: int, k: int, trials: int,
-                    first_trial: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """log w = log p(x, z) - log q(z) for z from the common uniforms of (seed, trial): the same u for every proposal.
-
-    x: (1, data_dim). Returns (log_w: (k, trials), z: (k, trials, latent_dim)).
-    """
-    u = crn_uniforms(seed, trials, k, uniform_width(model, proposal), first_trial, dtype=x.dtype)  # (k, trials, w)
-    u_chi2 = None
-    if proposal.family == "student_t":  # its own stream, so the Gaussian part stays common with the others
-        u_chi2 = crn_uniforms(seed, trials, k, model.latent_dim * proposal.df, first_trial, stream=1, dtype=x.dtype)
-    with torch.no_grad():
-        z, log_q = proposal.sample(u, u_chi2)  # (k, trials, d), (k, trials)
-        flat = z.reshape(-1, 1, z.shape[-1])  # one long batch of samples evaluates faster than nested batch axes
-        log_joint = model.log_joint(x, flat).reshape(k, trials)
-    return log_joint - log_q, z
+# The page's three estimators run through estimators.importance_log_weights with the same seed: trial r of each draws
+# the same uniforms (the naive box maps them linearly, the prior and q through the normal quantile function), and an
+# estimate with k samples uses the first k draws of one with more, so differences between estimators or between k are
+# the estimators' own, not the noise's.
 
 
 def sweep_ks(k: int, points: int = 16) -> np.ndarray:
@@ -230,19 +165,14 @@ class EstimatorRun:
     seconds_per_sample: float
 
 
-def run_estimator(model, x: torch.Tensor, proposal: Proposal, k: int, trials: int, seed: int,
-                  max_shown: int = 2000, sweep_points: int = 16, threads: int | None = 1) -> EstimatorRun:
+def run_estimator(model, x: torch.Tensor, proposal: ProposalSpec | Distribution, k: int, trials: int, seed: int,
+                  max_shown: int = 2000, sweep_points: int = 16) -> EstimatorRun:
     """R = trials estimates of log p(x) with k samples each, plus their prefixes at ``sweep_ks(k)`` (one pass:
-    a cumulative logsumexp over the samples). Chunked over trials so memory stays bounded. x: (1, data_dim).
-
-    threads: torch CPU threads for the run (None: unchanged). One by default: these tensors are small, and on a busy
-    2-core machine a second OpenMP thread made a run 3-15x slower (measured with benchmarks/bench_estimating.py).
+    a cumulative logsumexp over each trial's log weights from estimators.importance_log_weights). Chunked over whole
+    trials, so memory stays bounded and the numbers do not depend on the chunk size. x: (1, data_dim); proposal: a
+    ProposalSpec or a Distribution with batch shape (1,).
     """
-    with cpu_threads(threads):
-        return _run_estimator(model, x, proposal, k, trials, seed, max_shown, sweep_points)
-
-
-def _run_estimator(model, x, proposal, k, trials, seed, max_shown, sweep_points) -> EstimatorRun:
+    q = proposal.distribution(x.dtype, x.device) if isinstance(proposal, ProposalSpec) else proposal
     ks = sweep_ks(k, sweep_points)
     t_chunk = max(1, CHUNK // (k * max(1, model.latent_dim)))
     parts = {"est": [], "sweep": [], "ess": [], "maxw": []}
@@ -250,19 +180,20 @@ def _run_estimator(model, x, proposal, k, trials, seed, max_shown, sweep_points)
     start = time.perf_counter()
     for t0 in range(0, trials, t_chunk):
         t = min(t_chunk, trials - t0)
-        log_w, z = crn_log_weights(model, x, proposal, seed, k, t, first_trial=t0)  # (k, t), (k, t, d)
+        log_w, z = importance_log_weights(model, x, q, k, trials=t, seed=seed, first_trial=t0)
+        log_w, z = log_w[..., 0], z[..., 0, :]  # (k, t), (k, t, d): the one point
         log_w = log_w.nan_to_num(nan=-math.inf)  # a sample where p(x, z) underflows to nothing carries no weight
         cum = torch.logcumsumexp(log_w, 0)  # (k, t): log sum of the first j weights
-        ks_t = torch.as_tensor(ks, dtype=log_w.dtype)
-        parts["sweep"].append(cum[ks - 1] - torch.log(ks_t)[:, None])
+        ks_t = torch.as_tensor(ks, device=log_w.device)
+        parts["sweep"].append(cum[ks_t - 1] - torch.log(ks_t.to(log_w.dtype))[:, None])
         parts["est"].append(cum[-1] - math.log(k))
         parts["ess"].append(effective_sample_size(log_w, 0))
         parts["maxw"].append(torch.exp(log_w.max(0).values - cum[-1]))
         if shown_z is None:
-            shown_z = z[:max_shown, 0].numpy()
-            shown_w = normalized_weights(log_w[:, 0], 0)[:max_shown].nan_to_num(0.0).numpy()
+            shown_z = z[:max_shown, 0].cpu().numpy()
+            shown_w = normalized_weights(log_w[:, 0], 0)[:max_shown].nan_to_num(0.0).cpu().numpy()
     seconds = (time.perf_counter() - start) / (k * trials)
-    cat = {name: torch.cat(v, -1).numpy() for name, v in parts.items()}
+    cat = {name: torch.cat(v, -1).cpu().numpy() for name, v in parts.items()}
     # all weights zero (x unreachable from these samples): ESS and the largest weight are undefined; report 1
     return EstimatorRun(cat["est"], ks, cat["sweep"], np.nan_to_num(cat["ess"], nan=1.0),
                         np.nan_to_num(cat["maxw"], nan=1.0), shown_z, shown_w, seconds)
@@ -303,7 +234,7 @@ def trials_within_budget(k: int, trials: int) -> int:
 # ----------------------------------------------------------------------------------------------- the latent space
 
 
-def latent_view(mean: np.ndarray, std: np.ndarray, proposal: Proposal, axes: int) -> np.ndarray:
+def latent_view(mean: np.ndarray, std: np.ndarray, proposal: ProposalSpec, axes: int) -> np.ndarray:
     """the plotted range per axis (axes, 2): the posterior +-4 sd joined with q's +-2.5 scale, but at most 4x wider
     than the posterior's range, so a q a thousand times too wide does not shrink the posterior to a dot"""
     lo, hi = mean[:axes] - 4 * std[:axes], mean[:axes] + 4 * std[:axes]
@@ -314,7 +245,7 @@ def latent_view(mean: np.ndarray, std: np.ndarray, proposal: Proposal, axes: int
     return np.stack([np.maximum(lo, centre - half), np.minimum(hi, centre + half)], -1)
 
 
-def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: Proposal, view: np.ndarray,
+def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: ProposalSpec, view: np.ndarray,
                    n: int | None = None) -> dict:
     """The exact posterior and q on the latent plane (first one or two axes) for the figure.
 
@@ -333,14 +264,14 @@ def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: Propo
         elif getattr(model, "closed_form_posterior", None) is not None:
             post = model.closed_form_posterior(x)  # the marginal of a Gaussian on axes (1, 2) is Gaussian
             log_post = MultivariateNormal(post.mean[0, :axes], post.covariance_matrix[0, :axes, :axes]).log_prob(z)
-        log_q = proposal.log_density(z, axes)
+        log_q = proposal.marginal(axes).distribution(x.dtype, x.device).log_prob(z)  # q's own density there
     shape = (n,) if axes == 1 else (n, n)
     return {"axes": axes, "zs": [a.numpy() for a in zs],
             "log_post": None if log_post is None else log_post.reshape(shape).numpy(),
             "log_q": log_q.reshape(shape).numpy(), "marginal": axes < d}
 
 
-def discrete_picture(model, x: torch.Tensor, proposal: Proposal, run: EstimatorRun) -> dict:
+def discrete_picture(model, x: torch.Tensor, proposal: ProposalSpec, run: EstimatorRun) -> dict:
     """p(z = k | x), q(z = k) and the normalised weight each component received in the first trial: (K,) each"""
     with torch.no_grad():
         post = torch.softmax(model.log_joint(x, model.enumerate_latents())[:, 0], 0).numpy()
@@ -367,7 +298,7 @@ def dimension_sweep(dims, sigma: float, k: int, trials: int, seed: int, box: tup
         x = model.b.detach()[None]
         log_px = float(exact_log_marginal(model, x)[0])
         mean, std, _ = posterior_moments(model, x)
-        q = Proposal("gaussian", tuple(mean.tolist()), tuple(std.tolist()))
+        q = ProposalSpec("gaussian", tuple(mean.tolist()), tuple(std.tolist()))
         for name, proposal in default_proposals(model, box, q).items():
             run = run_estimator(model, x, proposal, k, trials, seed, max_shown=0, sweep_points=1)
             s = estimator_summary(torch.as_tensor(run.log_estimates), log_px)

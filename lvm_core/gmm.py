@@ -15,7 +15,6 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import ThreadpoolController
 
 from lvm_core.datasets import train_test_split_points
 
@@ -42,16 +41,6 @@ MAX_EM_ITER = 200  # a trajectory stops here if EM has not converged by then
 # 1e-3, under which EM from random responsibilities (whose first steps change little) is "converged" after one step
 DEFAULT_TOL = 1e-4
 DEFAULT_REG_COVAR = 1e-6
-
-
-# 2-D data and K <= 10: BLAS threads gain nothing on such small matrices, and on a busy 2-core machine their
-# spin-waiting made one EM step 10x slower (measured: 8 ms -> 100+ ms), so the EM work runs single-threaded.
-_THREADPOOLS = ThreadpoolController()
-
-
-def single_threaded_blas():
-    """Context manager: BLAS limited to one thread (cheap: ~0.06 ms)."""
-    return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 class MixtureFitError(ValueError):
@@ -111,7 +100,7 @@ def make_mixture(
 def _fit(gm: GaussianMixture, X: np.ndarray) -> GaussianMixture:
     """gm.fit(X), silencing "did not converge" (a short run is on purpose here) and explaining failures."""
     try:
-        with warnings.catch_warnings(), single_threaded_blas():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return gm.fit(X)
     except ValueError as exc:  # e.g. "ill-defined empirical covariance" when a component collapses
@@ -221,8 +210,7 @@ def em_start(
     gm.weights_ = gm.weights_ / gm.weights_.sum()
     trace = EMTrace(covariance_type, tol, _model=gm)
     trace.params.append(get_params(gm))
-    with single_threaded_blas():
-        trace.log_likelihoods.append(float(gm.score(X)))
+    trace.log_likelihoods.append(float(gm.score(X)))
     return trace
 
 
@@ -237,8 +225,7 @@ def em_extend(trace: EMTrace, X: np.ndarray, n_steps: int = 1) -> EMTrace:
     gm.set_params(max_iter=1)
     for _ in range(int(n_steps)):
         _fit(gm, X)
-        with single_threaded_blas():
-            ll = float(gm.score(X))
+        ll = float(gm.score(X))
         trace.params.append(get_params(gm))
         trace.log_likelihoods.append(ll)
         if trace.converged_at is None and abs(ll - trace.log_likelihoods[-2]) < trace.tol:
@@ -320,17 +307,16 @@ def em_frames(
     given."""
     X = np.asarray(X, dtype=np.float64)
     frames = []
-    with single_threaded_blas():
-        for t in iterations:
-            gm = trace.mixture(int(t))
-            frames.append(EMFrame(
-                iteration=int(t),
-                log_likelihood=float(trace.log_likelihoods[int(t)]),
-                responsibilities=gm.predict_proba(X),
-                means=gm.means_.copy(),
-                ellipses=component_ellipses(gm, n_stds, ellipse_points),
-                density=density_grid(gm, xlim, ylim, density_n) if xlim is not None and ylim is not None else None,
-            ))
+    for t in iterations:
+        gm = trace.mixture(int(t))
+        frames.append(EMFrame(
+            iteration=int(t),
+            log_likelihood=float(trace.log_likelihoods[int(t)]),
+            responsibilities=gm.predict_proba(X),
+            means=gm.means_.copy(),
+            ellipses=component_ellipses(gm, n_stds, ellipse_points),
+            density=density_grid(gm, xlim, ylim, density_n) if xlim is not None and ylim is not None else None,
+        ))
     return frames
 
 
@@ -490,8 +476,7 @@ def run_restart(X, n_components, covariance_type, init_params, seed, r, max_iter
     """One restart: a full EM run from restart r's initialisation."""
     s = restart_seed(seed, r)
     gm = fit_mixture(X, n_components, covariance_type, init_params, s, max_iter, reg_covar=reg_covar)
-    with single_threaded_blas():
-        ll = float(gm.score(X))
+    ll = float(gm.score(X))
     return Restart(s, ll, int(gm.n_iter_), bool(gm.converged_), get_params(gm))
 
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from lvm_core.estimators import (
-    adapt_latent_grid,
-    cpu_threads,
-    elbo,
-    exact_log_marginal,
-    quadrature_elbo,
-    quadrature_kl,
-    seeded,
-)
+from lvm_core.estimators import adapt_latent_grid, elbo, exact_log_marginal, quadrature_elbo, quadrature_kl
+from lvm_core.proposals import make_generator, sample
+
+# the one per-point optimiser's defaults, shared by fit_local_posterior, PhiOptimizer and training's inner loop
+DEFAULT_STEPS, DEFAULT_LR, DEFAULT_K = 500, 0.1, 8
+LR_DECAY_STEPS = 100  # lr_t = lr / (1 + t / LR_DECAY_STEPS): Robbins-Monro decay, so the ELBO's noise floor shrinks
 
 
 class LocalGaussian(nn.Module):
@@ -32,6 +28,9 @@ class LocalGaussian(nn.Module):
         d = loc.shape[-1]
         self.off_diag = nn.Parameter(torch.zeros(*loc.shape, d, dtype=loc.dtype, device=loc.device),
                                      requires_grad=full_covariance)
+        i = torch.arange(d, device=loc.device)
+        # a mask, not torch.tril: tril on tiny tensors stalls for milliseconds in OpenMP on a busy 2-core machine
+        self._strictly_lower = (i[:, None] > i[None, :]).to(loc.dtype)
 
     @classmethod
     def standard(cls, batch: int, latent_dim: int, dtype=torch.float64, device=None, full_covariance=False):
@@ -41,29 +40,14 @@ class LocalGaussian(nn.Module):
 
     def scale_tril(self) -> torch.Tensor:
         """(batch, d, d): diag(exp(log_scale)) plus the strictly lower part of off_diag."""
-        # a mask, not torch.tril: tril on tiny tensors stalls for milliseconds in OpenMP on a busy 2-core machine
-        i = torch.arange(self.loc.shape[-1], device=self.loc.device)
-        mask = (i[:, None] > i[None, :]).to(self.loc.dtype)  # strictly lower triangle
-        return torch.diag_embed(torch.exp(self.log_scale)) + self.off_diag * mask
+        return torch.diag_embed(torch.exp(self.log_scale)) + self.off_diag * self._strictly_lower
 
     def distribution(self) -> torch.distributions.Distribution:
         """q as a torch Distribution with batch shape (batch,) and event shape (latent_dim,)."""
         if self.full_covariance:
             # built lower-triangular with a positive diagonal, so the (slow) argument check is skipped
             return MultivariateNormal(self.loc, scale_tril=self.scale_tril(), validate_args=False)
-        return Independent(Normal(self.loc, torch.exp(self.log_scale)), 1)
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module):
-    """Temporarily stop gradients into a module's parameters (theta stays fixed while phi moves)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
+        return Independent(Normal(self.loc, torch.exp(self.log_scale), validate_args=False), 1, validate_args=False)
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
@@ -75,41 +59,10 @@ def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
 
 
-def fit_local_posterior(model, x: torch.Tensor, steps: int = 500, lr: float = 0.05, k: int = 8,
-                        full_covariance: bool = False, optimizer: str = "adam", init: LocalGaussian | None = None,
-                        seed: int | None = 0, callback=None):
-    """Maximise ELBO(x_i; phi_i) over each point's own phi_i with reparameterised gradients; theta is frozen.
-
-    x: (batch, data_dim). Returns (q, history): q a Distribution with batch shape (batch,) (detached) and history a
-    dict with "elbo": (steps, batch), the Monte Carlo ELBO before each step. callback(step, phi, elbo) may return
-    True to stop early.
-    """
-    if steps < 1 or k < 1 or not math.isfinite(lr) or lr <= 0:
-        raise ValueError("steps and k must be at least 1 and lr a positive number")
-    phi = init if init is not None else LocalGaussian.standard(x.shape[0], model.latent_dim, x.dtype, x.device,
-                                                               full_covariance)
-    opt = make_optimizer([p for p in phi.parameters() if p.requires_grad], optimizer, lr)
-    trace = []
-    with frozen(model), seeded(seed, x.device):
-        for step in range(steps):
-            opt.zero_grad()
-            value = elbo(model, x, phi.distribution(), k)  # (batch,)
-            (-value.sum()).backward()  # points are independent: the sum's gradient is each phi_i's own
-            opt.step()
-            trace.append(value.detach())
-            if callback is not None and callback(step, phi, trace[-1]):
-                break
-    with torch.no_grad():
-        q = phi.distribution()
-    return q, {"elbo": torch.stack(trace), "phi": phi}
-
-
 # ------------------------------------------------------------------------------------- the steppable phi optimiser
 # grid points per axis for live exact terms on a 2-D latent: the residual stays below ~1e-5 nats even for q far from
 # p(z|x) (41 reaches 2e-3 there), at a fraction of the default resolution's cost
 LIVE_RESOLUTION_2D = 61
-_LOG_2PI = math.log(2 * math.pi)
-LR_DECAY_STEPS = 100  # lr_t = lr / (1 + t / LR_DECAY_STEPS): Robbins-Monro decay, so the ELBO's noise floor shrinks
 # phi is clamped into this box after every step: a diverging run (SGD with a huge learning rate) stays a finite,
 # drawable q instead of overflowing
 LOC_LIMIT, LOG_SCALE_LIMITS = 1e3, (-12.0, 6.0)
@@ -183,19 +136,22 @@ def _linear_gaussian_elbo(model, x, q) -> torch.Tensor:
 class PhiOptimizer:
     """Stochastic gradient ascent on ELBO(x; phi) that advances on demand: ``step(n)`` runs n more steps and returns
     their Monte Carlo ELBOs, so a page can Step, Play and Reset while the state (phi, optimiser moments, step count)
-    lives in one object. Deterministic: step t's randomness comes from (seed, t) alone, however the steps are split.
+    lives in one object. Deterministic: the noise comes from one generator made from ``seed`` (or the ``generator``
+    given), drawn step after step, so the same seed gives the same path however the steps are split.
 
     x: (batch, data_dim); loc, log_scale: (batch, latent_dim) initial phi (default: the prior). The learning rate decays
     as lr / (1 + t / decay_steps) (decay_steps=None: constant), which lets the gap close past the noise floor of a
-    constant step size.
+    constant step size. beta < 1 weights log p(z) - log q(z) by beta (KL warm-up while training theta): the objective
+    is then mean_j [log p(x|z_j) + beta (log p(z_j) - log q(z_j))], no longer the ELBO.
     """
 
     def __init__(self, model, x: torch.Tensor, loc: torch.Tensor | None = None, log_scale: torch.Tensor | None = None,
-                 full_covariance: bool = False, optimizer: str = "adam", lr: float = 0.05, k: int = 8,
-                 decay_steps: float | None = LR_DECAY_STEPS, seed: int = 0, init: LocalGaussian | None = None):
+                 full_covariance: bool = False, optimizer: str = "adam", lr: float = DEFAULT_LR, k: int = DEFAULT_K,
+                 decay_steps: float | None = LR_DECAY_STEPS, seed: int | None = 0, init: LocalGaussian | None = None,
+                 generator: torch.Generator | None = None, beta: float = 1.0):
         if k < 1 or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"k must be at least 1 and lr a positive number, got k={k}, lr={lr}")
-        self.model, self.x, self.k, self.seed = model, x, int(k), int(seed)
+        self.model, self.x, self.k, self.seed, self.beta = model, x, int(k), seed, float(beta)
         self.lr, self.decay_steps = float(lr), decay_steps
         if init is not None:
             self.phi = init
@@ -203,8 +159,9 @@ class PhiOptimizer:
             zeros = torch.zeros(x.shape[0], model.latent_dim, dtype=x.dtype, device=x.device)
             self.phi = LocalGaussian(zeros if loc is None else loc.to(x.dtype),
                                      zeros if log_scale is None else log_scale.to(x.dtype), full_covariance)
-        self.optimizer = make_optimizer([p for p in self.phi.parameters() if p.requires_grad], optimizer, self.lr)
-        self.generator = torch.Generator().manual_seed(self.seed)  # step t's noise depends on (seed, t) alone
+        self.params = [p for p in self.phi.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, optimizer, self.lr)
+        self.generator = generator if generator is not None else make_generator(seed, x.device)
         self.t = 0
         self.log_px: torch.Tensor | None = None
         self.elbo_trace: list[torch.Tensor] = []  # per step: (batch,) Monte Carlo ELBO at the phi before the step
@@ -216,40 +173,43 @@ class PhiOptimizer:
     def step(self, n: int = 1) -> torch.Tensor:
         """n more steps of gradient ascent; returns their Monte Carlo ELBOs, (n, batch)."""
         out = []
-        with frozen(self.model), cpu_threads(1):
-            for _ in range(n):
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr_at(self.t)
-                self.optimizer.zero_grad()
-                value = self._mc_elbo()  # (batch,)
-                (-value.sum()).backward()  # points are independent: the sum's gradient is each phi_i's own
-                grads = [p.grad for p in self.phi.parameters() if p.grad is not None]
-                if all(torch.isfinite(g).all() for g in grads) and torch.isfinite(value).all():
-                    self.optimizer.step()  # a non-finite estimate (q far in a tail) is skipped, never applied
-                    with torch.no_grad():
-                        self.phi.loc.clamp_(-LOC_LIMIT, LOC_LIMIT)
-                        self.phi.log_scale.clamp_(*LOG_SCALE_LIMITS)
-                        self.phi.off_diag.clamp_(-LOC_LIMIT, LOC_LIMIT)
-                self.t += 1
-                out.append(value.detach())
-                self.loc_trace.append(self.phi.loc.detach().clone())
+        for _ in range(n):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(self.t)
+            value = self._objective()  # (batch,)
+            # gradients into phi only: theta (a model other sessions may share) is never written to, not even its
+            # .grad; points are independent, so the sum's gradient is each phi_i's own
+            grads = torch.autograd.grad(-value.sum(), self.params)
+            if all(torch.isfinite(g).all() for g in grads) and torch.isfinite(value).all():
+                for p, g in zip(self.params, grads, strict=True):
+                    p.grad = g
+                self.optimizer.step()  # a non-finite estimate (q far in a tail) is skipped, never applied
+                with torch.no_grad():
+                    self.phi.loc.clamp_(-LOC_LIMIT, LOC_LIMIT)
+                    self.phi.log_scale.clamp_(*LOG_SCALE_LIMITS)
+                    self.phi.off_diag.clamp_(-LOC_LIMIT, LOC_LIMIT)
+            self.t += 1
+            out.append(value.detach())
+            self.loc_trace.append(self.phi.loc.detach().clone())
         self.elbo_trace.extend(out)
         return torch.stack(out)
 
-    def _mc_elbo(self) -> torch.Tensor:
-        """mean_j [log p(x, z_j) - log q(z_j)] with z_j = loc + L eps_j, eps_j ~ N(0, I) from this object's generator.
+    def _objective(self) -> torch.Tensor:
+        """The Monte Carlo ELBO mean_j [log p(x, z_j) - log q(z_j)] with k reparameterised samples z_j of q(z; phi)
+        (warmed up by beta): (batch,).
 
-        Since log q(loc + L eps) = log N(eps; 0, I) - log|det L| exactly, this is estimators.elbo's reparameterised
-        estimate (same value, same gradient) without a triangular solve, which is slow for tiny matrices."""
-        phi = self.phi
-        eps = torch.randn(self.k, *phi.loc.shape, generator=self.generator, dtype=phi.loc.dtype)  # (k, batch, d)
-        eps = eps.to(phi.loc.device)
-        if phi.full_covariance:
-            z = phi.loc + (phi.scale_tril() @ eps[..., None])[..., 0]
-        else:
-            z = phi.loc + torch.exp(phi.log_scale) * eps
-        log_q = -0.5 * (eps.pow(2) + _LOG_2PI).sum(-1) - phi.log_scale.sum(-1)  # (k, batch)
-        return (self.model.log_joint(self.x, z) - log_q).mean(0)
+        Its gradient "sticks the landing" (Roeder, Wu and Duvenaud, 2017): log q is evaluated with phi held fixed,
+        so phi's gradient flows only through the samples z_j. That drops the score term E_q[grad log q] = 0: still
+        unbiased, and exactly zero at the optimum when p(z|x) lies in q's family, so phi settles there instead of
+        jittering around it.
+        """
+        q = self.phi.distribution()
+        z = sample(q, (self.k,), self.generator)  # (k, batch, latent_dim)
+        log_q = _fixed(q).log_prob(z)
+        if self.beta == 1.0:
+            return (self.model.log_joint(self.x, z) - log_q).mean(0)
+        log_ratio = self.model.log_prior(z) - log_q
+        return (self.model.log_likelihood(self.x, z) + self.beta * log_ratio).mean(0)
 
     def q(self) -> torch.distributions.Distribution:
         """The current q(z; phi), detached from phi (later steps do not move it)."""
@@ -258,10 +218,42 @@ class PhiOptimizer:
     def exact(self, resolution: int | None = None) -> dict[str, torch.Tensor]:
         """log p(x), exact ELBO, exact KL and the identity residual at the current phi (see exact_elbo_and_kl).
         log p(x) is computed once (at full resolution) and kept: theta and x do not change."""
-        with cpu_threads(1):
-            if self.log_px is None:
-                self.log_px = exact_log_marginal(self.model, self.x)
-            return exact_elbo_and_kl(self.model, self.x, self.q(), resolution=resolution, log_px=self.log_px)
+        if self.log_px is None:
+            self.log_px = exact_log_marginal(self.model, self.x)
+        return exact_elbo_and_kl(self.model, self.x, self.q(), resolution=resolution, log_px=self.log_px)
+
+
+def fit_local_posterior(model, x: torch.Tensor, steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR,
+                        k: int = DEFAULT_K, full_covariance: bool = False, optimizer: str = "adam",
+                        init: LocalGaussian | None = None, seed: int | None = 0,
+                        generator: torch.Generator | None = None, decay_steps: float | None = LR_DECAY_STEPS,
+                        callback=None):
+    """Maximise ELBO(x_i; phi_i) over each point's own phi_i with reparameterised gradients; theta is frozen.
+
+    ``steps`` steps of PhiOptimizer (the page's steppable optimiser, with the same defaults). x: (batch, data_dim).
+    Returns (q, history): q a Distribution with batch shape (batch,) (detached) and history a dict with "elbo":
+    (steps run, batch), the Monte Carlo ELBO before each step, and "phi". callback(step, phi, elbo) may return True
+    to stop early.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    opt = PhiOptimizer(model, x, full_covariance=full_covariance, optimizer=optimizer, lr=lr, k=k,
+                       decay_steps=decay_steps, seed=seed, init=init, generator=generator)
+    if callback is None:
+        opt.step(steps)
+    else:
+        for step in range(steps):
+            if callback(step, opt.phi, opt.step(1)[0]):
+                break
+    return opt.q(), {"elbo": torch.stack(opt.elbo_trace), "phi": opt.phi}
+
+
+def _fixed(q: torch.distributions.Distribution) -> torch.distributions.Distribution:
+    """The same Gaussian q with its parameters detached from phi (no copies: used at once, before phi moves)."""
+    if isinstance(q, MultivariateNormal):
+        return MultivariateNormal(q.loc.detach(), scale_tril=q.scale_tril.detach(), validate_args=False)
+    base = q.base_dist
+    return Independent(Normal(base.loc.detach(), base.scale.detach(), validate_args=False), 1, validate_args=False)
 
 
 def detached_distribution(phi: LocalGaussian) -> torch.distributions.Distribution:
@@ -275,12 +267,14 @@ def detached_distribution(phi: LocalGaussian) -> torch.distributions.Distributio
 
 # ----------------------------------------------------------------------------- gradient estimators of the ELBO
 def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator: str = "reparameterisation",
-                          k: int = 1, replicates: int = 1000, seed: int | None = 0) -> tuple[torch.Tensor, list[str]]:
+                          k: int = 1, replicates: int = 1000, seed: int | None = 0,
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[str]]:
     """``replicates`` independent estimates of grad_phi ELBO(x; phi) at the current phi, each from k samples.
 
     reparameterisation: grad_phi mean_j [log p(x, g(eps_j; phi)) - log q(g(eps_j; phi))], z = loc + L eps.
     score function:     mean_j [log p(x, z_j) - log q(z_j)] grad_phi log q(z_j; phi), z_j ~ q (no baseline).
-    Both are unbiased for the same gradient; their variance differs. x: (1, data_dim), phi for one point.
+    Both are unbiased for the same gradient; their variance differs. x: (1, data_dim), phi for one point. The
+    samples come from ``generator`` (default: one made from ``seed``).
     Returns (grads: (replicates, n_params), names: n_params labels such as "loc[1]", "log_scale[2]").
     """
     if estimator not in GRADIENT_ESTIMATORS:
@@ -298,16 +292,16 @@ def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator:
         rows, cols = torch.tril_indices(d, d, offset=-1)
         names += [f"L[{i + 1},{j + 1}]" for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
     xr = x.expand(replicates, x.shape[-1])
-    with frozen(model), seeded(seed, x.device), cpu_threads(1):
-        q = rep.distribution()
-        if estimator == "reparameterisation":
-            objective = elbo(model, xr, q, k)  # (replicates,)
-        else:
-            z = q.sample((k,))  # (k, replicates, d), no path to phi
-            log_q = q.log_prob(z)
-            f = (model.log_joint(xr, z) - log_q).detach()
-            objective = (f * log_q).mean(0)  # a surrogate whose gradient is the score-function estimate
-        grads = torch.autograd.grad(objective.sum(), params, allow_unused=True)
+    g = generator if generator is not None else make_generator(seed, x.device)
+    q = rep.distribution()
+    if estimator == "reparameterisation":
+        objective = elbo(model, xr, q, k, g)  # (replicates,)
+    else:
+        z = sample(q, (k,), g).detach()  # (k, replicates, d), no path to phi
+        log_q = q.log_prob(z)
+        f = (model.log_joint(xr, z) - log_q).detach()
+        objective = (f * log_q).mean(0)  # a surrogate whose gradient is the score-function estimate
+    grads = torch.autograd.grad(objective.sum(), params, allow_unused=True)  # phi's only: theta is not written
     flat = [grads[0], grads[1]]
     if phi.full_covariance:
         flat.append(grads[2][:, rows, cols])
@@ -321,7 +315,8 @@ def live_resolution(latent_dim: int) -> int | None:
 
 
 def amortization_gaps(model, x: torch.Tensor, q_encoder: torch.distributions.Distribution, steps: int = 400,
-                      lr: float = 0.05, k: int = 16, full_covariance: bool = False, seed: int = 0) -> dict:
+                      lr: float = DEFAULT_LR, k: int = 16, full_covariance: bool = False, seed: int | None = 0,
+                      generator: torch.Generator | None = None) -> dict:
     """Cremer, Li and Duvenaud (2018): split each point's gap log p(x) - ELBO(encoder) into two parts.
 
     amortisation gap  = ELBO(q*_i) - ELBO(q_encoder(x_i))   (the encoder's shortfall against per-point optimisation)
@@ -330,15 +325,11 @@ def amortization_gaps(model, x: torch.Tensor, q_encoder: torch.distributions.Dis
     of the steps (Polyak averaging: the average sits closer to the optimum than any one noisy iterate).
     ELBOs exact (quadrature / closed form). x: (n, data_dim); q_encoder with batch shape (n,). Returns (n,) tensors.
     """
-    with cpu_threads(1):
-        return _amortization_gaps(model, x, q_encoder, steps, lr, k, full_covariance, seed)
-
-
-def _amortization_gaps(model, x, q_encoder, steps, lr, k, full_covariance, seed) -> dict:
     resolution = live_resolution(model.latent_dim)
     log_px = exact_log_marginal(model, x)
     start = exact_elbo_and_kl(model, x, q_encoder, resolution=resolution, log_px=log_px)
-    opt = PhiOptimizer(model, x, init=local_from_distribution(q_encoder, full_covariance), lr=lr, k=k, seed=seed)
+    opt = PhiOptimizer(model, x, init=local_from_distribution(q_encoder, full_covariance), lr=lr, k=k, seed=seed,
+                       generator=generator)
     opt.step(steps - steps // 2)
     tail = [[p.detach().clone() for p in opt.phi.parameters()]]
     for _ in range(steps // 2):
@@ -385,15 +376,12 @@ class LearningLoop:
         return exact_elbo_and_kl(self.model, x, q, resolution=live_resolution(self.model.latent_dim))["elbo"]
 
     def mean_log_likelihood(self) -> float:
-        with torch.no_grad(), cpu_threads(1):
+        with torch.no_grad():
             return float(exact_log_marginal(self.model, self.X).mean())
 
     def step(self) -> torch.Tensor:
-        """One outer iteration: inner loop on phi_i for a sampled minibatch, then one theta step."""
-        with cpu_threads(1):
-            return self._step()
-
-    def _step(self) -> torch.Tensor:
+        """One outer iteration: inner loop on phi_i for a sampled minibatch, then one theta step. Step t's randomness
+        comes from generators made from (seed, t) alone."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.t)
         idx = torch.randperm(self.X.shape[0], generator=g)[: self.batch_size]
         x = self.X[idx]
@@ -404,11 +392,10 @@ class LearningLoop:
         self.loc[idx], self.log_scale[idx] = inner.phi.loc.detach(), inner.phi.log_scale.detach()
         self.exact_elbo.append((before, self._exact_elbo(x, self.loc[idx], self.log_scale[idx])))
         q = inner.q()
-        with seeded(self.seed * 7919 + self.t, x.device):
-            self.theta_opt.zero_grad()
-            value = elbo(self.model, x, q, self.k)  # gradient flows into theta only: q is detached
-            (-value.mean()).backward()
-            self.theta_opt.step()
+        self.theta_opt.zero_grad()
+        value = elbo(self.model, x, q, self.k, make_generator(self.seed * 7919 + self.t, x.device))
+        (-value.mean()).backward()  # gradient flows into theta only: q is detached
+        self.theta_opt.step()
         self.t += 1
         self.inner_traces.append(trace)
         self.elbo_after.append(float(trace[-max(1, self.inner_steps // 5):].mean()))
@@ -421,7 +408,7 @@ def view_box(model, x: torch.Tensor, qs=(), width: float = 4.0, base=None) -> tu
     """A box in z (1-/2-D latent) holding p(z|x)'s mass and each q's mean +- width std. x: (1, data_dim).
     base: a box (lo, hi) from an earlier call to widen instead of locating the posterior again (an animation's
     frames reuse it). Returns (lo, hi), each (latent_dim,)."""
-    with torch.no_grad(), cpu_threads(1):
+    with torch.no_grad():
         if base is None:
             grid = adapt_latent_grid(lambda z: model.log_joint(x, z), 1, model.latent_dim, x.dtype, x.device)
             std = torch.sqrt(torch.diagonal(grid.scale @ grid.scale.mT, dim1=-2, dim2=-1))[0]
@@ -450,7 +437,7 @@ def latent_densities(model, x: torch.Tensor, q: torch.distributions.Distribution
     else:
         z2, z1 = torch.meshgrid(axes[1], axes[0], indexing="ij")
         z = torch.stack([z1, z2], -1).reshape(n * n, 1, 2)
-    with torch.no_grad(), cpu_threads(1):
+    with torch.no_grad():
         log_post = (model.log_joint(x, z) - log_px)[:, 0]
         log_q = q.log_prob(z)[:, 0]
     shape = (n,) if d == 1 else (n, n)

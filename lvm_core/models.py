@@ -23,7 +23,10 @@ import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, OneHotCategorical
 
+from lvm_core.proposals import make_generator
+
 LOG_2PI = math.log(2.0 * math.pi)
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 
 
 def _standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -37,10 +40,24 @@ def diag_normal_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Te
     return -0.5 * (((x - loc) * torch.exp(-log_scale)).pow(2) + 2.0 * log_scale + LOG_2PI).sum(-1)
 
 
-def _generator(seed_or_generator: int | torch.Generator | None) -> torch.Generator | None:
-    if isinstance(seed_or_generator, int):
-        return torch.Generator().manual_seed(seed_or_generator)
-    return seed_or_generator
+def mlp(widths: list[int], activation: str, generator: torch.Generator, dtype: torch.dtype) -> nn.Sequential:
+    """Linear layers of the given widths with the activation between them, initialised as PyTorch's nn.Linear does
+    (weight: Kaiming uniform with a = sqrt(5), bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))) but from ``generator``.
+
+    Built with skip_init, so torch's global generator is never drawn from; in float32, then cast, so a seed gives the
+    same initial weights in either dtype, equal to nn.Linear's after seeding torch's global generator with it.
+    """
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layer = torch.nn.utils.skip_init(nn.Linear, fan_in, fan_out)
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(fan_in)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        layers.append(layer)
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers).to(dtype)
 
 
 class LatentVariableModel(nn.Module):
@@ -74,11 +91,13 @@ class LatentVariableModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ancestral sampling: z ~ p(z), then x ~ p(x | z). Returns x: (n, data_dim), z: (n, latent_dim)."""
-        g = _generator(generator)
-        z = torch.randn(n, self.latent_dim, generator=g, dtype=self.dtype).to(self.device)
+        """Ancestral sampling: z ~ p(z), then x ~ p(x | z). Returns x: (n, data_dim), z: (n, latent_dim).
+
+        generator: a seed, a torch.Generator (draws on its device), or None (fresh entropy, not reproducible)."""
+        g = make_generator(generator)  # an int: a CPU generator, so any device draws the same
+        z = torch.randn(n, self.latent_dim, generator=g, dtype=self.dtype, device=g.device).to(self.device)
         loc, log_scale = self.decode(z)
-        eps = torch.randn(loc.shape, generator=g, dtype=self.dtype).to(self.device)
+        eps = torch.randn(loc.shape, generator=g, dtype=self.dtype, device=g.device).to(self.device)
         return loc + torch.exp(log_scale) * eps, z
 
     @property
@@ -179,9 +198,6 @@ class SeedLVM(LatentVariableModel):
         return loc, log_scale
 
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
-
-
 class MLPLVM(LatentVariableModel):
     """p(x|z) = N(mu_theta(z), diag(sigma_theta(z))^2) with one MLP emitting both mu and log sigma.
 
@@ -202,14 +218,9 @@ class MLPLVM(LatentVariableModel):
         self.config = dict(latent_dim=latent_dim, data_dim=data_dim, hidden=hidden, depth=depth,
                            activation=activation, min_scale=min_scale, max_scale=max_scale)
         self.log_min_scale, self.log_max_scale = math.log(min_scale), math.log(max_scale)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # initial theta is a function of the seed alone: nn.Linear draws it when built
-            layers, width = [], latent_dim
-            for _ in range(depth):
-                layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
-                width = hidden
-            layers.append(nn.Linear(width, 2 * data_dim))
-            self.net = nn.Sequential(*layers).to(dtype)
+        # initial theta is a function of the seed alone
+        g = torch.Generator().manual_seed(seed)
+        self.net = mlp([latent_dim] + [hidden] * depth + [2 * data_dim], activation, g, dtype)
 
     def decode(self, z):
         out = self.net(z)
@@ -287,9 +298,10 @@ class GaussianMixtureLVM(LatentVariableModel):
 
     @torch.no_grad()
     def sample(self, n, generator=None):
-        g = _generator(generator)
-        k = torch.multinomial(torch.softmax(self.log_weights, -1), n, replacement=True, generator=g)
-        eps = torch.randn(n, self.data_dim, generator=g, dtype=self.means.dtype)
+        g = make_generator(generator)  # an int: a CPU generator, so any device draws the same
+        probs = torch.softmax(self.log_weights, -1).to(g.device)
+        k = torch.multinomial(probs, n, replacement=True, generator=g).to(self.device)
+        eps = torch.randn(n, self.data_dim, generator=g, dtype=self.means.dtype, device=g.device).to(self.device)
         x = self.means[k] + (self.scale_tril[k] @ eps[..., None])[..., 0]
         return x, torch.nn.functional.one_hot(k, self.latent_dim).to(x.dtype)
 
@@ -359,7 +371,7 @@ class FunnelLVM(LatentVariableModel):
     @torch.no_grad()
     def sample(self, n: int, generator: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z1 = s eps1, z2 = exp(z1 / 2) eps2, then x = z + noise * eps. Returns x: (n, 2), z: (n, 2)."""
-        g = _generator(generator)
+        g = make_generator(generator)
         eps = torch.randn(n, 2, generator=g, dtype=self.dtype).to(self.device)
         z1 = torch.exp(self.log_prior_scale) * eps[:, 0]
         z = torch.stack([z1, torch.exp(0.5 * z1) * eps[:, 1]], -1)

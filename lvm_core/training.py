@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lvm_core.estimators import cpu_threads, exact_log_marginal, log_mean_exp, seeded
-from lvm_core.inference import frozen
-from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, diag_normal_log_prob
+from lvm_core.estimators import exact_log_marginal, log_mean_exp
+from lvm_core.inference import DEFAULT_K, DEFAULT_LR, DEFAULT_STEPS, LR_DECAY_STEPS, PhiOptimizer
+from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, diag_normal_log_prob, mlp
+from lvm_core.proposals import make_generator, sample
 
 OBJECTIVES = ("elbo", "iwae", "local")
 FORMAT = "lvm-lab/deep-lvm/1"
@@ -43,14 +44,8 @@ class Encoder(nn.Module):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.data_dim, self.latent_dim = data_dim, latent_dim
         self.config = dict(data_dim=data_dim, latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + 7919)  # psi's initial values from the seed alone, and not theta's copy
-            layers, width = [], data_dim
-            for _ in range(depth):
-                layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
-                width = hidden
-            layers.append(nn.Linear(width, 2 * latent_dim))
-            self.net = nn.Sequential(*layers).to(dtype)
+        g = torch.Generator().manual_seed(seed + 7919)  # psi's initial values from the seed alone, not theta's copy
+        self.net = mlp([data_dim] + [hidden] * depth + [2 * latent_dim], activation, g, dtype)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (batch, data_dim) -> (loc, log_scale), each (batch, latent_dim)."""
@@ -60,23 +55,32 @@ class Encoder(nn.Module):
     def distribution(self, x: torch.Tensor) -> torch.distributions.Distribution:
         """q(z | x) as a torch Distribution with batch shape (batch,) and event shape (latent_dim,)."""
         loc, log_scale = self(x)
-        return torch.distributions.Independent(torch.distributions.Normal(loc, torch.exp(log_scale)), 1)
+        return gaussian_q(loc, log_scale)
 
 
 # -------------------------------------------------------------------------------------------------- the objectives
-def _log_weight_terms(model, x, loc, log_scale, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p(x | z_j), log p(z_j) - log q(z_j)), each (k, batch), with z_j = loc + sigma * eps_j reparameterised."""
-    eps = torch.randn(k, *loc.shape, dtype=loc.dtype, device=loc.device)  # (k, batch, latent_dim)
-    z = loc + torch.exp(log_scale) * eps
-    return model.log_likelihood(x, z), model.log_prior(z) - diag_normal_log_prob(z, loc, log_scale)
+def gaussian_q(loc: torch.Tensor, log_scale: torch.Tensor) -> torch.distributions.Distribution:
+    """q = N(loc, diag(exp(log_scale))^2) with batch shape (batch,) and event shape (latent_dim,)."""
+    # scale = exp(.) is positive by construction: argument checks would only cost time on the training hot path
+    normal = torch.distributions.Normal(loc, torch.exp(log_scale), validate_args=False)
+    return torch.distributions.Independent(normal, 1, validate_args=False)
 
 
-def _log_weights(model, x, loc, log_scale, k: int, beta: float = 1.0) -> torch.Tensor:
+def _log_weight_terms(model, x, loc, log_scale, k: int, generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(x | z_j), log p(z_j) - log q(z_j)), each (k, batch), with z_j ~ q reparameterised (from generator)."""
+    q = gaussian_q(loc, log_scale)
+    z = sample(q, (k,), generator)  # (k, batch, latent_dim)
+    return model.log_likelihood(x, z), model.log_prior(z) - q.log_prob(z)
+
+
+def _log_weights(model, x, loc, log_scale, k: int, beta: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """log w_j = log p(x | z_j) + beta (log p(z_j) - log q(z_j)): (k, batch).
 
     beta = 1 is the true log weight; beta < 1 (KL warm-up) lets the decoder use z before the prior pulls.
     """
-    log_lik, log_ratio = _log_weight_terms(model, x, loc, log_scale, k)
+    log_lik, log_ratio = _log_weight_terms(model, x, loc, log_scale, k, generator)
     return log_lik + (log_ratio if beta == 1.0 else beta * log_ratio)
 
 
@@ -84,11 +88,11 @@ def _reduce(log_w: torch.Tensor, objective: str) -> torch.Tensor:
     return log_mean_exp(log_w, 0) if objective == "iwae" else log_w.mean(0)
 
 
-def objective_and_bound(model, x, loc, log_scale, k: int = 1, objective: str = "elbo",
-                        beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def objective_and_bound(model, x, loc, log_scale, k: int = 1, objective: str = "elbo", beta: float = 1.0,
+                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The minibatch means of the training objective (warmed up by beta) and of the true bound (beta = 1), from the
     same samples; scalars, the first differentiable."""
-    log_lik, log_ratio = _log_weight_terms(model, x, loc, log_scale, k)
+    log_lik, log_ratio = _log_weight_terms(model, x, loc, log_scale, k, generator)
     true_bound = _reduce(log_lik + log_ratio, objective).mean()
     if beta == 1.0:
         return true_bound, true_bound.detach()
@@ -96,34 +100,31 @@ def objective_and_bound(model, x, loc, log_scale, k: int = 1, objective: str = "
 
 
 def bound(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, k: int = 1,
-          objective: str = "elbo", beta: float = 1.0) -> torch.Tensor:
+          objective: str = "elbo", beta: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """The per-point bound with q = N(loc, diag(exp(log_scale))^2): (batch,).
 
     "elbo": mean_j log w_j (the Monte Carlo ELBO with k samples); "iwae": log mean_j w_j (the IWAE-k bound).
     beta < 1 weakens the prior-vs-q term (KL warm-up); the result is then no longer a bound on log p(x).
+    Samples from ``generator`` (None: fresh entropy).
     """
-    return _reduce(_log_weights(model, x, loc, log_scale, k, beta), objective)
+    return _reduce(_log_weights(model, x, loc, log_scale, k, beta, generator), objective)
 
 
-def optimise_local_phi(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor, steps: int = 20,
-                       lr: float = 0.05, k: int = 1, beta: float = 1.0):
-    """The notes' inner loop: gradient ascent on each point's own ELBO(x_i; phi_i), theta frozen.
+def optimise_local_phi(model, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor,
+                       steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR, k: int = DEFAULT_K, beta: float = 1.0,
+                       decay_steps: float | None = LR_DECAY_STEPS, seed: int | None = 0,
+                       generator: torch.Generator | None = None):
+    """The notes' inner loop: gradient ascent on each point's own ELBO(x_i; phi_i), theta frozen, by
+    inference.PhiOptimizer (the one per-point optimiser, with its defaults; beta < 1: KL warm-up).
 
-    loc, log_scale: (batch, latent_dim) starting phi (warm start). Returns the optimised (loc, log_scale), detached,
-    and the per-point Monte Carlo ELBO before each step: (steps, batch).
+    loc, log_scale: (batch, latent_dim) starting phi (warm start). Returns the optimised (loc, log_scale), detached
+    (log_scale clamped to LOG_SCALE_RANGE, the encoder's range), and the per-point objective before each step:
+    (steps, batch). Samples from ``generator`` (default: one made from ``seed``).
     """
-    loc = loc.detach().clone().requires_grad_(True)
-    log_scale = log_scale.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([loc, log_scale], lr=lr)
-    trace = []
-    with frozen(model):
-        for _ in range(steps):
-            value = bound(model, x, loc, log_scale.clamp(*LOG_SCALE_RANGE), k, beta=beta)  # (batch,)
-            opt.zero_grad(set_to_none=True)
-            (-value.sum()).backward()  # points are independent: the sum's gradient is each phi_i's own
-            opt.step()
-            trace.append(value.detach())
-    return loc.detach(), log_scale.detach().clamp(*LOG_SCALE_RANGE), torch.stack(trace)
+    opt = PhiOptimizer(model, x, loc.detach(), log_scale.detach(), lr=lr, k=k, decay_steps=decay_steps, seed=seed,
+                       generator=generator, beta=beta)
+    trace = opt.step(steps)
+    return opt.phi.loc.detach(), opt.phi.log_scale.detach().clamp(*LOG_SCALE_RANGE), trace
 
 
 # ---------------------------------------------------------------------------------------------------- the history
@@ -192,8 +193,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
               batch_size: int = 128, seed: int = 0, callback: Callable | None = None, encoder: Encoder | None = None,
               eval_X=None, eval_every: int | None = None, eval_resolution: int | None = 41,
               warmup: int = 500, inner_steps: int = 20, inner_lr: float = 0.05, grad_clip: float = 100.0,
-              explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu",
-              threads: int | None = 1) -> TrainingHistory:
+              explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu") -> TrainingHistory:
     """Fit theta (and the encoder psi for "elbo" / "iwae") by Adam on minibatches of X; returns a TrainingHistory.
 
     X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored by exact quadrature every
@@ -201,7 +201,8 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
     phi_i per training point (warm-started across visits) and runs ``inner_steps`` Adam steps on it per visit.
     ``warmup`` > 0 ramps the weight of log p(z) - log q(z) linearly from 0 to 1 over the first ``warmup`` steps (KL
     warm-up, at most a quarter of the run); ``history.bound`` always records the true bound (beta = 1).
-    ``threads``: CPU threads while training (1 is fastest for small networks; None leaves torch's setting).
+    Every random draw (minibatches, the reparameterised noise, the inner loop's) comes from one generator made from
+    ``seed`` on the training device, so a seed reproduces a run.
     callback(history) is called after every step; returning True stops the run. The best weights are loaded into
     ``model`` (and ``encoder``) at the end, also when the run was stopped, interrupted or diverged.
     """
@@ -251,57 +252,57 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
 
     start = time.perf_counter()
     try:
-        with seeded(seed, dev), cpu_threads(threads if dev.type == "cpu" else None):
-            if eval_X is not None and eval_every:
-                evaluate(0)
-            for step in range(steps):
-                idx = torch.randint(n, (batch_size,), device=dev)
-                x = X[idx]  # (batch, data_dim)
-                beta = min(1.0, (step + 1) / warmup) if warmup else 1.0
-                if objective == "local":
-                    loc, log_scale, trace = optimise_local_phi(model, x, history.phi_loc[idx],
-                                                               history.phi_log_scale[idx], inner_steps, inner_lr, k,
-                                                               beta)
-                    history.phi_loc[idx], history.phi_log_scale[idx] = loc, log_scale
-                    history.inner_elbo.append(trace.mean(1).tolist())
-                    history.last_inner = trace
-                    # the ELBO at the optimised, fixed phi_i: one theta step
-                    train_value, value = objective_and_bound(model, x, loc, log_scale, k, "elbo", beta)
-                else:
-                    loc, log_scale = encoder(x)
-                    train_value, value = objective_and_bound(model, x, loc, log_scale, k, objective, beta)
-                opt.zero_grad(set_to_none=True)
-                (-train_value).backward()
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
-                value = float(value)  # the true bound (beta = 1), also during warm-up
-                if not (math.isfinite(value) and math.isfinite(grad_norm)) or value < best_bound - explode_nats:
-                    what = "not a number" if not math.isfinite(value) or not math.isfinite(grad_norm) else (
-                        f"{value:.3g} nats, {best_bound - value:.3g} below its best")
-                    history.diverged = (f"Training diverged at step {step} (the bound became {what}). The last good "
-                                        f"weights are restored; try a smaller learning rate.")
-                    model.load_state_dict(good[0])
-                    if encoder is not None and good[1] is not None:
-                        encoder.load_state_dict(good[1])
-                    break
-                opt.step()
-                history.bound.append(value)
-                best_bound = max(best_bound, value)
-                if (step + 1) % check_every == 0:
-                    good = (_snapshot(model), _snapshot(encoder))
-                    window = sum(history.bound[-check_every:]) / check_every
-                    if eval_X is None and window > best_window:
-                        best_window = window
-                        consider_best(step + 1, window)
-                if eval_X is not None and eval_every and (step + 1) % eval_every == 0:
-                    evaluate(step + 1)
-                    model.train()
-                if callback is not None and callback(history):
-                    history.stopped = True
-                    break
+        g = make_generator(seed, dev)
+        if eval_X is not None and eval_every:
+            evaluate(0)
+        for step in range(steps):
+            idx = torch.randint(n, (batch_size,), generator=g, device=dev)
+            x = X[idx]  # (batch, data_dim)
+            beta = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            if objective == "local":
+                loc, log_scale, trace = optimise_local_phi(model, x, history.phi_loc[idx],
+                                                           history.phi_log_scale[idx], inner_steps, inner_lr, k,
+                                                           beta, generator=g)
+                history.phi_loc[idx], history.phi_log_scale[idx] = loc, log_scale
+                history.inner_elbo.append(trace.mean(1).tolist())
+                history.last_inner = trace
+                # the ELBO at the optimised, fixed phi_i: one theta step
+                train_value, value = objective_and_bound(model, x, loc, log_scale, k, "elbo", beta, g)
             else:
-                history.finished = True
-            if eval_X is not None and history.finished and (not history.eval_steps or history.eval_steps[-1] != steps):
-                evaluate(steps)
+                loc, log_scale = encoder(x)
+                train_value, value = objective_and_bound(model, x, loc, log_scale, k, objective, beta, g)
+            opt.zero_grad(set_to_none=True)
+            (-train_value).backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
+            value = float(value)  # the true bound (beta = 1), also during warm-up
+            if not (math.isfinite(value) and math.isfinite(grad_norm)) or value < best_bound - explode_nats:
+                what = "not a number" if not math.isfinite(value) or not math.isfinite(grad_norm) else (
+                    f"{value:.3g} nats, {best_bound - value:.3g} below its best")
+                history.diverged = (f"Training diverged at step {step} (the bound became {what}). The last good "
+                                    f"weights are restored; try a smaller learning rate.")
+                model.load_state_dict(good[0])
+                if encoder is not None and good[1] is not None:
+                    encoder.load_state_dict(good[1])
+                break
+            opt.step()
+            history.bound.append(value)
+            best_bound = max(best_bound, value)
+            if (step + 1) % check_every == 0:
+                good = (_snapshot(model), _snapshot(encoder))
+                window = sum(history.bound[-check_every:]) / check_every
+                if eval_X is None and window > best_window:
+                    best_window = window
+                    consider_best(step + 1, window)
+            if eval_X is not None and eval_every and (step + 1) % eval_every == 0:
+                evaluate(step + 1)
+                model.train()
+            if callback is not None and callback(history):
+                history.stopped = True
+                break
+        else:
+            history.finished = True
+        if eval_X is not None and history.finished and (not history.eval_steps or history.eval_steps[-1] != steps):
+            evaluate(steps)
     except BaseException:
         history.stopped = True  # interrupted (e.g. a Stop button's rerun): keep the best so far, then re-raise
         raise
@@ -454,8 +455,8 @@ def latent_codes(model, X, encoder: Encoder | None = None, steps: int = 200, lr:
     if encoder is not None:
         return encoder(X)[0].cpu()
     zeros = torch.zeros(X.shape[0], model.latent_dim, dtype=model.dtype, device=model.device)
-    with torch.enable_grad(), seeded(seed, X.device):
-        loc, _, _ = optimise_local_phi(model, X, zeros, zeros, steps=steps, lr=lr)
+    with torch.enable_grad():  # one sample per step: a picture of where the points sit, cheap for many points
+        loc, _, _ = optimise_local_phi(model, X, zeros, zeros, steps=steps, lr=lr, k=1, seed=seed)
     return loc.cpu()
 
 

@@ -15,6 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sklearn.mixture  # noqa: F401  (loads scipy's BLAS, so the limit below reaches it)
+import torch
+from threadpoolctl import threadpool_limits
+
+# the process's thread settings, made once as app.py makes them at start-up (lvm_core never changes them)
+torch.set_num_threads(1)
+threadpool_limits(1, user_api="blas")
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT_DIR = ROOT / "screenshots"

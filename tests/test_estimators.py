@@ -15,7 +15,7 @@ import torch
 from scipy import integrate
 from scipy.special import expit
 from sklearn.mixture import GaussianMixture
-from torch.distributions import Independent, MultivariateNormal, Normal, OneHotCategorical, kl_divergence
+from torch.distributions import Independent, MultivariateNormal, Normal, OneHotCategorical, StudentT, kl_divergence
 
 import lvm_core.estimators as est
 from lvm_core.estimators import (
@@ -344,7 +344,8 @@ def test_streamed_log_mean_exp_equals_the_unchunked_computation_on_the_same_weig
         """draw_log_w that hands out log_w in the order the streamer asks for it (trial chunks outer, k inner)"""
         cursor = {"t": 0, "k": 0}
 
-        def draw(kc, tc):
+        def draw(streams, kc):
+            tc = streams.trials
             block = log_w[cursor["k"]:cursor["k"] + kc, cursor["t"]:cursor["t"] + tc]
             cursor["k"] += kc
             if cursor["k"] == k:
@@ -355,7 +356,7 @@ def test_streamed_log_mean_exp_equals_the_unchunked_computation_on_the_same_weig
     expected = log_mean_exp(log_w, dim=0)  # (trials, batch)
     for chunk in (1, 7, 3 * 4, 10**9):  # ragged chunks in k and in trials, and no chunking at all
         monkeypatch.setattr(est, "CHUNK", chunk)
-        got = est._stream_log_mean_exp(replay(), k, trials, batch, torch.float64, torch.device("cpu"))
+        got = est._stream_log_mean_exp(replay(), 0, k, trials, batch, torch.float64, torch.device("cpu"))
         torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
 
 
@@ -369,6 +370,25 @@ def test_tiny_chunks_give_the_same_estimates_through_the_public_api(monkeypatch)
     torch.testing.assert_close(got, model.closed_form_log_marginal(x).expand(4, 3), atol=1e-10, rtol=0)
     naive = naive_mc_log_marginal(model, x, k=13, trials=4, seed=0)
     assert naive.shape == (4, 3) and torch.all(torch.isfinite(naive))
+
+
+def test_estimates_do_not_depend_on_the_chunk_size_and_average_the_documented_weights(monkeypatch):
+    # trial r draws from its own streams, sample after sample: chunks along k or trials only split the same draws
+    model = _linear(2, sigma=0.4, seed=6)
+    x, _ = model.sample(3, generator=1)
+    gaussian = _shifted_wide_proposal(model.closed_form_posterior(x), shift=1.0, wide=1.5)
+    heavy = Independent(StudentT(torch.full((3, 2), 3.0, dtype=torch.float64), gaussian.loc.detach(),
+                                 torch.ones(3, 2, dtype=torch.float64)), 1)  # extra uniforms from a second stream
+    runs = {"naive": lambda: naive_mc_log_marginal(model, x, k=50, trials=7, seed=3)}
+    for name, q in (("gaussian", gaussian), ("student-t", heavy)):
+        runs[name] = lambda q=q: importance_log_marginal(model, x, q, k=50, trials=7, seed=3)
+    whole = {name: run() for name, run in runs.items()}
+    monkeypatch.setattr(est, "CHUNK", 5)  # ragged chunks: a trial's 50 draws in pieces of one or two samples
+    for name, run in runs.items():
+        torch.testing.assert_close(run(), whole[name], atol=1e-12, rtol=0)
+    for name, q in (("gaussian", gaussian), ("student-t", heavy)):
+        log_w, _ = importance_log_weights(model, x, q, 50, trials=7, seed=3)  # (k, trials, batch)
+        torch.testing.assert_close(log_mean_exp(log_w), whole[name], atol=1e-12, rtol=0)
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""

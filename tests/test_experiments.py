@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from lvm_core import experiments as ex
-from lvm_core.estimators import crn_uniforms, estimator_summary, exact_log_marginal
+from lvm_core.estimators import estimator_summary, exact_log_marginal, importance_log_weights
 from lvm_core.models import GaussianMixtureLVM, LinearGaussianLVM, SeedLVM
-
-torch.set_num_threads(1)  # small tensors: threads only contend on the shared 2-core machine
+from lvm_core.proposals import ProposalSpec
 
 
 def diagonal_linear_model(latent_dim: int) -> LinearGaussianLVM:
@@ -20,9 +19,9 @@ def diagonal_linear_model(latent_dim: int) -> LinearGaussianLVM:
     return LinearGaussianLVM(W, torch.zeros(W.shape[0], dtype=torch.float64), 0.5)
 
 
-def exact_q(model, x) -> ex.Proposal:
+def exact_q(model, x) -> ProposalSpec:
     mean, std, _ = ex.posterior_moments(model, x)
-    return ex.Proposal("gaussian", tuple(mean), tuple(std))
+    return ProposalSpec("gaussian", tuple(mean), tuple(std))
 
 
 @pytest.mark.parametrize("latent_dim", [1, 2])
@@ -45,7 +44,7 @@ def test_relative_variance_matches_the_closed_form_for_a_too_wide_gaussian_q():
     mean, std, _ = ex.posterior_moments(model, x)
     s, t = float(std[0]), 2.0 * float(std[0])
     trials = 20_000
-    run = ex.run_estimator(model, x, ex.Proposal("gaussian", tuple(mean), (t,)), k=1, trials=trials, seed=1)
+    run = ex.run_estimator(model, x, ProposalSpec("gaussian", tuple(mean), (t,)), k=1, trials=trials, seed=1)
     r = np.exp(run.log_estimates - float(exact_log_marginal(model, x)[0]))
     sq = (r - 1) ** 2
     expected = t**2 / (s * math.sqrt(2 * t**2 - s**2)) - 1
@@ -68,18 +67,23 @@ def test_naive_and_prior_estimates_of_p_are_unbiased(name):
     assert abs(r.mean() - 1) < 4 * r.std() / math.sqrt(len(r))
 
 
-def test_common_random_numbers_share_the_stream_across_estimators_k_and_trials():
+def test_common_random_numbers_share_the_uniforms_across_estimators_k_and_trials():
     model = SeedLVM(latent_dim=2)
     x = torch.tensor([[0.3, 0.8]], dtype=torch.float64)
-    prior = ex.Proposal("gaussian", (0.0, 0.0), (1.0, 1.0))
-    shifted = ex.Proposal("gaussian", (1.0, -0.5), (0.5, 2.0))
-    box = ex.Proposal("box", lo=-4.0, hi=4.0)
-    u = crn_uniforms(5, 3, 100, 2)
-    # every estimator maps the very same uniforms
-    _, z_box = ex.crn_log_weights(model, x, box, seed=5, k=100, trials=3)
-    _, z_shift = ex.crn_log_weights(model, x, shifted, seed=5, k=100, trials=3)
-    assert torch.allclose(z_box, -4.0 + 8.0 * u)
-    assert torch.allclose(z_shift, torch.tensor([1.0, -0.5]) + torch.tensor([0.5, 2.0]) * torch.special.ndtri(u))
+    prior = ProposalSpec("gaussian", (0.0, 0.0), (1.0, 1.0))
+    loc, scale = torch.tensor([1.0, -0.5], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    shifted = ProposalSpec("gaussian", (1.0, -0.5), (0.5, 2.0))
+    heavy = ProposalSpec("student_t", (1.0, -0.5), (0.5, 2.0), df=3)
+    box = ProposalSpec("box", lo=-4.0, hi=4.0, dim=2)
+
+    def draws(spec):
+        return importance_log_weights(model, x, spec.distribution(), 100, trials=3, seed=5)[1][:, :, 0]
+
+    # every estimator maps the very same uniforms: the box linearly, the Gaussian through Phi^-1, the Student-t's
+    # normal part too (its chi-square comes from a stream of its own, so it cannot flip a sign)
+    u = (draws(box) + 4.0) / 8.0  # (k, trials, 2)
+    torch.testing.assert_close(draws(shifted), loc + scale * torch.special.ndtri(u), atol=1e-9, rtol=0)
+    assert torch.equal(torch.sign(draws(heavy) - loc), torch.sign(draws(shifted) - loc))
     # an estimate with k samples uses the first k draws of one with more; trials are prefixes too
     big = ex.run_estimator(model, x, shifted, k=1000, trials=30, seed=5)
     small = ex.run_estimator(model, x, shifted, k=100, trials=10, seed=5)
@@ -87,9 +91,36 @@ def test_common_random_numbers_share_the_stream_across_estimators_k_and_trials()
     assert np.allclose(big.sweep[i, :10], small.log_estimates, rtol=0, atol=1e-12)
     # the same proposal under two names gives identical numbers (differences on screen are the estimator's)
     a = ex.run_estimator(model, x, prior, k=200, trials=5, seed=9)
-    b = ex.run_estimator(model, x, ex.Proposal("gaussian", (0.0, 0.0), (1.0, 1.0)), k=200, trials=5, seed=9)
+    b = ex.run_estimator(model, x, ProposalSpec("gaussian", (0.0, 0.0), (1.0, 1.0)), k=200, trials=5, seed=9)
     assert np.array_equal(a.log_estimates, b.log_estimates)
     assert not np.array_equal(a.log_estimates, ex.run_estimator(model, x, prior, 200, 5, seed=10).log_estimates)
+
+
+@pytest.mark.parametrize("family", ["box", "gaussian", "student_t"])
+def test_run_estimator_does_not_depend_on_the_chunk_size(monkeypatch, family):
+    model = SeedLVM(latent_dim=2)
+    x = torch.tensor([[0.3, 0.8]], dtype=torch.float64)
+    spec = ProposalSpec("box", dim=2) if family == "box" else ProposalSpec(family, (0.2, 0.1), (0.7, 1.3), df=2)
+    whole = ex.run_estimator(model, x, spec, k=300, trials=40, seed=2)
+    monkeypatch.setattr(ex, "CHUNK", 7 * 300)  # three or four trials per chunk, the last one ragged
+    chunked = ex.run_estimator(model, x, spec, k=300, trials=40, seed=2)
+    # the same draws: the estimates agree to rounding (a reduction over a wider block may round its last bit apart)
+    for a, b in ((whole.log_estimates, chunked.log_estimates), (whole.sweep, chunked.sweep), (whole.ess, chunked.ess)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
+
+
+def test_the_page_runs_the_documented_estimator_its_trials_are_importance_log_marginal():
+    from lvm_core.estimators import importance_log_marginal, naive_mc_log_marginal
+
+    model = SeedLVM(latent_dim=1, noise_scale=0.5)
+    x = torch.tensor([[0.4, 0.6]], dtype=torch.float64)
+    q = ProposalSpec("student_t", (0.3,), (0.8,), df=4)
+    run = ex.run_estimator(model, x, q, k=250, trials=12, seed=8)
+    documented = importance_log_marginal(model, x, q.distribution(), 250, trials=12, seed=8)[:, 0]
+    np.testing.assert_allclose(run.log_estimates, documented.numpy(), rtol=0, atol=1e-12)
+    naive = ex.run_estimator(model, x, ex.default_proposals(model, (-5.0, 5.0), q)["naive"], k=250, trials=12, seed=8)
+    documented = naive_mc_log_marginal(model, x, 250, box=(-5.0, 5.0), trials=12, seed=8)[:, 0]
+    np.testing.assert_allclose(naive.log_estimates, documented.numpy(), rtol=0, atol=1e-12)
 
 
 def test_naive_error_grows_with_latent_dimension_while_importance_sampling_does_not():
@@ -104,7 +135,7 @@ def test_jensen_mean_log_estimate_rises_with_k_and_stays_below_log_px():
     model = SeedLVM(latent_dim=1, noise_scale=0.3)
     x = torch.tensor([[0.2, 0.9]], dtype=torch.float64)
     log_px = float(exact_log_marginal(model, x)[0])
-    run = ex.run_estimator(model, x, ex.Proposal("gaussian", (0.0,), (1.0,)), k=1000, trials=200, seed=0)
+    run = ex.run_estimator(model, x, ProposalSpec("gaussian", (0.0,), (1.0,)), k=1000, trials=200, seed=0)
     stats = ex.sweep_statistics(run, log_px)
     m, se = stats["mean_log"], stats["se_log"]
     assert np.all(m <= log_px + 3 * se)
@@ -121,7 +152,7 @@ def test_extreme_proposals_k1_and_far_points_stay_finite(preset):
         mean, std, _ = ex.posterior_moments(model, x)
         loc, scale = ex.preset_proposal(preset, mean, std)
         scale = scale * (1e-2 if preset == "too narrow" else 1e2)  # 1000x off the posterior's scale
-        q = ex.Proposal("gaussian", tuple(loc), tuple(scale))
+        q = ProposalSpec("gaussian", tuple(loc), tuple(scale))
         for k in (1, 500):
             runs = {n: ex.run_estimator(model, x, p, k, 20, 0) for n, p in ex.default_proposals(model, (-4, 4),
                                                                                               q).items()}
@@ -174,10 +205,10 @@ def test_discrete_model_naive_is_uniform_over_components_and_the_posterior_q_is_
 
 def test_latent_view_stays_near_the_posterior_for_a_thousandfold_wide_q():
     mean, std = np.array([0.5, -0.2]), np.array([0.1, 0.2])
-    wide = ex.Proposal("gaussian", (0.5, -0.2), (100.0, 200.0))
+    wide = ProposalSpec("gaussian", (0.5, -0.2), (100.0, 200.0))
     view = ex.latent_view(mean, std, wide, 2)
     assert np.all(view[:, 1] - view[:, 0] <= 2 * 16 * std + 1e-12)
-    narrow = ex.Proposal("gaussian", (0.5, -0.2), (1e-4, 1e-4))
+    narrow = ProposalSpec("gaussian", (0.5, -0.2), (1e-4, 1e-4))
     assert np.allclose(ex.latent_view(mean, std, narrow, 2), np.stack([mean - 4 * std, mean + 4 * std], -1))
 
 

@@ -159,6 +159,18 @@ def test_mlp_scale_stays_inside_min_and_max_scale_and_is_one_at_init_output_zero
     torch.testing.assert_close(model.decode(z)[1], torch.zeros(500, 3), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mlp_initial_theta_follows_pytorchs_default_linear_init_from_its_own_generator(dtype):
+    # the reference: nn.Linear's own reset_parameters, drawing from torch's global generator seeded with the seed
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        reference = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16),
+                                        torch.nn.Tanh(), torch.nn.Linear(16, 4)).to(dtype)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=16, seed=5, dtype=dtype)
+    for (name, a), b in zip(model.net.state_dict().items(), reference.state_dict().values(), strict=True):
+        assert a.dtype == dtype and torch.equal(a, b), name
+
+
 def test_mlp_initial_theta_is_a_function_of_the_seed_alone():
     torch.manual_seed(123)
     a = MLPLVM(seed=5)

@@ -7,6 +7,7 @@ from lvm_core import experiments as ex
 from lvm_core.models import SeedLVM
 from lvm_core.plots import PALETTE
 from lvm_core.plots import estimating as figs
+from lvm_core.proposals import ProposalSpec
 
 LABELS = ex.ESTIMATOR_LABELS
 
@@ -14,7 +15,7 @@ LABELS = ex.ESTIMATOR_LABELS
 def _runs():
     model = SeedLVM(latent_dim=2)
     x = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
-    q = ex.Proposal("gaussian", (0.0, 0.0), (1.0, 1.0))
+    q = ProposalSpec("gaussian", (0.0, 0.0), (1.0, 1.0))
     return model, x, q, {n: ex.run_estimator(model, x, p, 100, 20, 0) for n, p in ex.default_proposals(
         model, (-4, 4), q).items()}
 

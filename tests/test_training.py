@@ -15,7 +15,6 @@ from lvm_core.training import (
     Encoder,
     _log_weights,
     bound,
-    cpu_threads,
     dense_mixture_log_density,
     held_out_log_lik,
     load_lvm,
@@ -23,13 +22,6 @@ from lvm_core.training import (
     save_lvm,
     train_lvm,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small networks and quadrature run fastest on one thread on a shared 2-core machine (benchmarks/results/deep.md)
-    with cpu_threads(1):
-        yield
 
 
 def _moons(n_train=400, n_test=200, seed=0):
@@ -47,9 +39,7 @@ def test_inner_loop_raises_every_points_exact_elbo():
     model = SeedLVM(latent_dim=1, seed=3, noise_scale=0.2)
     x, _ = model.sample(40, generator=1)
     zeros = torch.zeros(40, 1, dtype=torch.float64)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        loc, log_scale, trace = optimise_local_phi(model, x, zeros, zeros, steps=200, lr=0.05, k=4)
+    loc, log_scale, trace = optimise_local_phi(model, x, zeros, zeros, steps=200, lr=0.05, k=4, seed=0)
     before = quadrature_elbo(model, x, _normal(zeros, zeros))
     after = quadrature_elbo(model, x, _normal(loc, log_scale))
     assert trace.shape == (200, 40)
@@ -76,13 +66,13 @@ def test_iwae_bound_lies_between_elbo_and_exact_log_marginal():
     history = train_lvm(model, X, objective="elbo", steps=150, seed=0)
     encoder = history.encoder
     x = X[:60]
-    with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
         loc, log_scale = encoder(x)
         reps, k = 300, 16
         # independent samples for the two estimates: ELBO (k = 1) and IWAE-16, each replicated `reps` times
-        elbo_r = _log_weights(model, x, loc, log_scale, reps).mean(1)  # (reps,) mean over points
-        log_w = _log_weights(model, x, loc, log_scale, reps * k).reshape(reps, k, -1)
+        elbo_r = _log_weights(model, x, loc, log_scale, reps, generator=g).mean(1)  # (reps,) mean over points
+        log_w = _log_weights(model, x, loc, log_scale, reps * k, generator=g).reshape(reps, k, -1)
         iwae_r = log_mean_exp(log_w, 1).mean(1)  # (reps,)
     se = math.sqrt(elbo_r.var() / reps + iwae_r.var() / reps)
     exact = float(exact_log_marginal(model, x).mean())
@@ -163,11 +153,11 @@ def test_iwae_objective_through_the_public_bound_lies_between_elbo_and_exact():
     model = MLPLVM(latent_dim=2, hidden=32, seed=1)
     encoder = train_lvm(model, X, objective="iwae", k=4, steps=120, seed=0).encoder
     x, reps = X[:40], 200
-    with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
         loc, log_scale = encoder(x)
-        elbo_r = torch.stack([bound(model, x, loc, log_scale, 16, "elbo").mean() for _ in range(reps)])
-        iwae_r = torch.stack([bound(model, x, loc, log_scale, 16, "iwae").mean() for _ in range(reps)])
+        elbo_r = torch.stack([bound(model, x, loc, log_scale, 16, "elbo", generator=g).mean() for _ in range(reps)])
+        iwae_r = torch.stack([bound(model, x, loc, log_scale, 16, "iwae", generator=g).mean() for _ in range(reps)])
     exact = float(exact_log_marginal(model, x).mean())
     se_diff = math.sqrt(float(elbo_r.var() + iwae_r.var()) / reps)
     assert float(iwae_r.mean() - elbo_r.mean()) > 4 * se_diff > 0  # strictly tighter, by more than the noise

@@ -18,7 +18,6 @@ from lvm_core.models import MLPLVM, SeedLVM
 from lvm_core.plots import deep as figs
 from lvm_core.training import (
     OBJECTIVES,
-    cpu_threads,
     held_out_log_lik,
     latent_codes,
     latent_grid,
@@ -73,8 +72,7 @@ def guarded(section, *args):
 @st.cache_data(max_entries=16, show_spinner="Computing the exact p(x) by quadrature ...")
 def density_on_grid(model_bytes: bytes, xlim: tuple, ylim: tuple, n: int):
     model, _, _ = load_lvm(model_bytes)
-    with cpu_threads(1):
-        xs, ys, log_p = log_density_grid(model, xlim, ylim, n=n)
+    xs, ys, log_p = log_density_grid(model, xlim, ylim, n=n)
     return xs.numpy(), ys.numpy(), log_p.numpy()
 
 
@@ -89,8 +87,7 @@ def components(model_bytes: bytes, per_axis: int):
 @st.cache_data(max_entries=16, show_spinner="Exact held-out log-likelihood (quadrature over z) ...")
 def exact_held_out(model_bytes: bytes, X_test: np.ndarray) -> float:
     model, _, _ = load_lvm(model_bytes)
-    with cpu_threads(1):
-        return held_out_log_lik(model, torch.as_tensor(X_test, dtype=model.dtype), resolution=EVAL_RESOLUTION)
+    return held_out_log_lik(model, torch.as_tensor(X_test, dtype=model.dtype), resolution=EVAL_RESOLUTION)
 
 
 @st.cache_data(max_entries=16, show_spinner="Fitting the Gaussian mixtures for comparison ...")
@@ -111,8 +108,7 @@ def model_samples(model_bytes: bytes, n: int, seed: int) -> np.ndarray:
 @st.cache_data(max_entries=16, show_spinner="Placing the data in z-space ...")
 def codes(model_bytes: bytes, X: np.ndarray, seed: int) -> np.ndarray:
     model, encoder, _ = load_lvm(model_bytes)
-    with cpu_threads(1):
-        return latent_codes(model, X, encoder, seed=seed).numpy()
+    return latent_codes(model, X, encoder, seed=seed).numpy()
 
 
 def limits(X: np.ndarray | None, default=((-2.5, 2.5), (-2.5, 2.5))):

@@ -5,6 +5,7 @@ Widgets -> lvm_core.inference (state kept in session state) -> lvm_core.plots.el
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ from lvm_core.models import SeedLVM
 from lvm_core.plots import elbo as figs
 from lvm_core.plots import latex_number, text_number
 from ui import state
-from ui.selection import model_and_point
+from ui.selection import fingerprint, model_and_point
 from ui.sidebar import page_seed, presentation_scale
 
 PLAY_TICK_S = 0.1  # a frame is requested every tick and comes as soon as the last one is done (target >= 5 fps)
@@ -99,12 +100,13 @@ c1, c2, c3, c4, c5 = st.columns(5)
 family = c1.selectbox("q family (Gaussian)", FAMILIES, key="elbo_family", **URL,
                       help="Mean-field: independent axes. Full covariance: q can tilt, as correlated posteriors do.")
 optimizer = OPTIMIZERS[c2.selectbox("Optimiser", list(OPTIMIZERS), key="elbo_opt", **URL)]
-lr = c3.select_slider("Learning rate", LRS, value=0.05, key="elbo_lr", **URL)
-k = c4.select_slider("Samples per step k", KS, value=8, key="elbo_k", **URL,
+lr = c3.select_slider("Learning rate", LRS, value=vi.DEFAULT_LR, key="elbo_lr", **URL)
+k = c4.select_slider("Samples per step k", KS, value=vi.DEFAULT_K, key="elbo_k", **URL,
                      help="Reparameterised samples z = μ + L ε per gradient estimate: more samples, less noise.")
 decay = c5.toggle("Decay the rate", value=True, key="elbo_decay", **URL,
                   help=f"lr_t = lr / (1 + t / {vi.LR_DECAY_STEPS}). With a constant rate the noise of the gradient "
-                       "keeps φ jittering around the optimum, a noise floor of ~0.02-0.1 nats.")
+                       "keeps φ jittering around the optimum, a noise floor of ~0.02-0.1 nats, unless p(z|x) lies in "
+                       "q's family: there the gradient (log q held fixed, 'sticking the landing') vanishes.")
 
 axes_shown = min(d, 2)
 st.caption("Initial φ (where q starts)" + ("" if d <= 2 else f"; all {d} latent axes start at axis 1's values"))
@@ -322,6 +324,10 @@ def per_point_csv(result: dict) -> bytes:
     return pd.DataFrame({name: result[name] for name in names}).rename_axis("point").to_csv().encode()
 
 
+def data_fingerprint(X: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(X, dtype=np.float64).tobytes(), digest_size=12).hexdigest()
+
+
 def amortization() -> None:
     trained = ss.get(state.TRAINED_LVM)
     encoder = trained.get("encoder") if isinstance(trained, dict) else None
@@ -344,7 +350,8 @@ def amortization() -> None:
                     **URL, help="The exact log p(x) of a trained network costs ~0.2 s per point.")
     steps = c[1].select_slider("Per-point optimisation steps", [100, 200, 400, 800], value=200,
                                key="elbo_amort_steps", **URL)
-    key = (id(dm), id(encoder), n, steps, seed)
+    # keyed by content: another model or data set (in this session or another) never reuses this result
+    key = (fingerprint(dm), fingerprint(encoder), data_fingerprint(np.asarray(X_test)[:n]), n, steps, seed)
     result = ss.get(AMORT_RESULT)
     if not (isinstance(result, dict) and result.get("key") == key):
         if not st.button("Compute the gaps", key="elbo_amort_go", icon=":material/calculate:", type="primary"):

@@ -13,6 +13,7 @@ import streamlit as st
 
 from lvm_core import experiments as ex
 from lvm_core.plots import estimating as figs
+from lvm_core.proposals import ProposalSpec
 from ui.selection import Selection, model_and_point
 from ui.sidebar import page_seed, presentation_scale
 
@@ -150,7 +151,7 @@ def init_proposal_sliders() -> None:
         apply_preset("fitted")
 
 
-def proposal_controls() -> ex.Proposal:
+def proposal_controls() -> ProposalSpec:
     """q's family, presets and sliders -> the importance proposal"""
     d = sel.model.latent_dim
     if sel.model.discrete:
@@ -206,7 +207,7 @@ def proposal_controls() -> ex.Proposal:
                                              step=0.01, key=lsc_key, bind="query-params",
                                              help="q's scale on a log axis: 0 is 1, −3 is 0.001, 3 is 1000.")
                 scales.append(10.0**lsc)
-    return ex.Proposal(family, loc=tuple(locs), scale=tuple(scales), df=int(df))
+    return ProposalSpec(family, loc=tuple(locs), scale=tuple(scales), df=int(df))
 
 
 PRESET_HELP = {
@@ -321,7 +322,7 @@ def estimates_section() -> None:
             st.caption("The ELBO page explains the bound at k = 1.")
 
 
-def latent_figure(q: ex.Proposal, runs: dict, log_px: float | None):
+def latent_figure(q: ProposalSpec, runs: dict, log_px: float | None):
     """the latent space: exact posterior, q and the samples (bars of p(z|x) and q for a discrete z)"""
     if sel.model.discrete:
         return figs.discrete_latent_figure(ex.discrete_picture(sel.model, sel.x, q, runs["importance"]),
