@@ -325,7 +325,7 @@ progress_slot, chart_slot = st.empty(), st.empty()
 if train_clicked:
     model = MLPLVM(seed=train_seed, **arch)
     config = dict(arch, objective=objective, k=k, steps=steps, lr=lr, batch_size=batch_size, seed=train_seed,
-                  warmup=warmup, data=ss.get(DATA.meta, {}).get("label", "data"),
+                  warmup=warmup, data=ss[DATA.meta].label if DATA.meta in ss else "data",
                   mean=data_mean.tolist(), std=data_std.tolist(), held_out=held_out)
     run = {"model": model, "history": None, "config": config, "label": run_label,
            "data": {"train": X_train, "test": X_test, "eval": eval_subset, "mean": data_mean, "std": data_std}}
