@@ -13,10 +13,10 @@ import torch
 import lvm_core.quadrature as quad
 from lvm_core.estimators import (
     ADAPTIVE_GRID,
-    cpu_threads,
     CLOSED_FORM,
     EXACT_SUM,
     SHARED_GRID,
+    cpu_threads,
     exact_log_marginal,
     exact_marginal,
     exact_method,
