@@ -1,18 +1,20 @@
 """log p(x) = log integral p(x, z) dz over a 1- or 2-D latent by the trapezoid rule, to 1e-4 nats per point.
 
-Two grids, one answer:
+Two grids, one answer (``integrate_log_marginal``):
 
-- the shared lattice (``lattice_log_marginal``): nodes z = h * i (i integer) common to all points, so the decoder runs
-  once per node for every point whose window holds it; each point sums only over its own window (a box of tiles of
-  the lattice around its posterior). A point is accepted when the lattice resolves its posterior: its estimate moves
-  by less than REFINE_TOL when any one of the 2^d interleaved sub-lattices of spacing 2h replaces the whole (a free
-  halving test), its posterior spans at least MIN_SPAN cells on every axis, and its mass stays inside the window.
-  Points that fail get a window fitted to their mass on a lattice of half the spacing; few points ever need it.
-- the per-point adaptive grid (``LatentGrid``, ``adapt_latent_grid``, ``adaptive_log_marginal``): whitened by each
-  point's own posterior moments; the fallback for the points the lattice gives up on (far-away or extremely narrow
-  posteriors), and the grid behind the expectations under q (``quadrature_elbo``, ``quadrature_kl``).
+- the shared lattice (``lattice_log_marginal``): nodes z = h i (i integer) common to all points, cut into tiles of
+  T^d nodes. Each point sums over its own window, a set of tiles around its posterior, and a tile is evaluated once
+  for all the points whose window holds it (log_joint(x[those], z_tile (T^d, 1, d))): a network decoder runs once per
+  node, not once per node and point. Every point starts on a coarse pilot lattice over [-10, 10)^d; a point is
+  accepted when the lattice resolves its posterior: its estimate moves by at most HALVING_TOL when any one of the
+  2^d interleaved sub-lattices of spacing 2h replaces the whole (a free halving test), its weights spread over enough
+  nodes, and no mass reaches an open edge of its window. A point that fails moves to a finer lattice (the spacing
+  its halving test asks for) with a window fitted to its mass, or keeps its lattice and widens its window.
+- the per-point adaptive grid (``LatentGrid``, ``adapt_latent_grid``, ``adaptive_log_marginal``), whitened by each
+  point's own posterior moments: the fallback for the points the lattice gives up on (mass beyond the pilot box,
+  windows beyond MAX_WINDOW_NODES), and the grid behind expectations under q (``estimators.quadrature_elbo``).
 
-Both only ask the model for ``log_joint(x, z)``, broadcasting z (n, 1, d) or (n, batch, d) against x (batch, D).
+Both ask the model only for ``log_joint(x, z)``, broadcasting z (n, 1, d) or (n, batch, d) against x (batch, D).
 """
 
 from __future__ import annotations
@@ -45,18 +47,18 @@ MAX_WINDOW_LOG_MASS = 40.0
 # sub-lattice) but not this; a posterior that passes the halving test has at least ~5 nodes per axis
 MIN_ESS_PER_AXIS = 3.0
 TILE = {1: 64, 2: 16}  # lattice nodes per axis of a tile, the unit of shared work; even, so parities line up
-PILOT_HALF_WIDTH = 10.0  # the pilot covers [-10, 10)^d in two tiles per axis; the prior's density at its edge is e^-50
-# spacings h0 2^(-k / RUNGS_PER_OCTAVE), h0 = PILOT_HALF_WIDTH / T; a round moves a point at most
+PILOT_HALF_WIDTH = 10.0  # the pilot covers [-10, 10)^d; the prior's density at its edge is e^-50
+PILOT_TILES = 2  # tiles per half-axis of the pilot: its spacing h0 = PILOT_HALF_WIDTH / (PILOT_TILES * T)
+# spacings h0 2^(-k / RUNGS_PER_OCTAVE); a round moves a point at most
 # MAX_OCTAVES_PER_ROUND finer, unless its posterior is narrower than the spacing (then 2 octaves)
 RUNGS_PER_OCTAVE = 2
 MAX_OCTAVES_PER_ROUND = 1.5
 MIN_SPACING_RATIO = 2.0**-12  # finer than h0 / 4096 (1.5e-4 in 2-D): the per-point adaptive grid takes over
 MAX_WINDOW_NODES = 1 << 18  # a point needing more nodes goes to the per-point adaptive grid
 MAX_ROUNDS = 12
-PAIR_BUDGET = 1 << 21  # (node, point, data_dim) elements of log_joint's intermediates held at once
+PAIR_BUDGET = 1 << 20  # (node, point, data_dim) elements of log_joint's intermediates held at once
 POINT_CHUNK = 1 << 12  # points sharing the lattices at a time
 MAX_TILE_PAIRS = 1 << 16  # (point, tile) pairs of one pass: bounds the per-pair statistics held (d * T values each)
-DEBUG = False
 
 
 def lattice_log_marginal(model, x: torch.Tensor, tol: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,11 +86,11 @@ def _lattice_chunk(model, x: torch.Tensor, tol: float) -> torch.Tensor:
     (or a wider window), its window fitted to its mass. Returns (batch,) with NaN where unresolved."""
     d, batch, dev = model.latent_dim, x.shape[0], x.device
     T = TILE[d]
-    h0 = PILOT_HALF_WIDTH / T
+    h0 = PILOT_HALF_WIDTH / (PILOT_TILES * T)
     out = torch.full((batch,), math.nan, dtype=x.dtype, device=dev)
     rung = torch.zeros(batch, dtype=torch.long, device=dev)
-    # a window is a set of tiles, kept as (point, tile) pairs; the pilot's: the 2^d tiles around the origin
-    pilot = torch.cartesian_prod(*[torch.tensor([-1, 0], device=dev)] * d).reshape(-1, d)
+    # a window is a set of tiles, kept as (point, tile) pairs; the pilot's: the (2 PILOT_TILES)^d tiles of the box
+    pilot = torch.cartesian_prod(*[torch.arange(-PILOT_TILES, PILOT_TILES, device=dev)] * d).reshape(-1, d)
     pair_point = torch.arange(batch, device=dev).repeat_interleave(pilot.shape[0])
     pair_tile = pilot.repeat(batch, 1)
     for _ in range(MAX_ROUNDS):
@@ -100,10 +102,6 @@ def _lattice_chunk(model, x: torch.Tensor, tol: float) -> torch.Tensor:
             for pp, tt in _batches(pair_point[at_k], pair_tile[at_k]):
                 pts, local = torch.unique(pp, return_inverse=True)
                 st = _lattice_pass(model, x[pts], h, local, tt, T, tol)
-                if DEBUG:
-                    print(f"rung {k} h {h:.4f} pts {len(pts)} ok {int(st.ok.sum())} unres {int(st.unresolved.sum())} "
-                          f"touch {int(st.touch.sum())} nodes/pt {len(tt) * T**d / len(pts):.0f} "
-                          f"tiles {len(torch.unique(tt, dim=0))}")
                 out[pts[st.ok]] = st.estimate[st.ok]
                 # give up on what no lattice pass can use, and on mass at the pilot box's edge (a far posterior)
                 again = ~st.ok & torch.isfinite(st.M) & ~(st.touch & (k == 0))
@@ -155,8 +153,8 @@ def _next_tiles(lo: torch.Tensor, hi: torch.Tensor, point: torch.Tensor, h: floa
     """The tiles of the next lattices covering boxes of nodes: lo, hi (n, d) node indices on the lattice of spacing h,
     point (n,) the box's point, h_new (points,) each point's next spacing. Returns the unique (point, tile) pairs."""
     size = T * h_new[point][:, None]  # (n, 1) the next tile's width
-    first = torch.floor(lo * h / size).long()
-    last = torch.floor(hi * h / size).long()
+    first = torch.floor(lo.double() * h / size).long()
+    last = torch.floor(hi.double() * h / size).long()
     extent = last - first + 1
     count = extent.prod(1)
     owner = torch.repeat_interleave(torch.arange(len(point), device=point.device), count)
