@@ -28,9 +28,8 @@ import torch
 EVAL_CHUNK = 1 << 15
 # adaptive grid: cells further than this below the peak of the integrand carry less than e^-40 of its mass
 LOG_MASS_CUTOFF = 40.0
-# refine while halving the grid moves the estimate by more than this (nats); the accuracy promised per point
-REFINE_TOL = 1e-4
-MAX_REFINE = 3
+REFINE_TOL = 1e-4  # nats: the accuracy promised per point
+MAX_REFINE = 3  # the adaptive grid doubles its resolution at most this often (81 -> 641 nodes per axis in 2-D)
 
 # ----- the shared lattice
 # the halving test's threshold, a tenth of the promise: where a feature of the posterior is unresolved at spacings h
@@ -49,11 +48,11 @@ MIN_ESS_PER_AXIS = 3.0
 TILE = {1: 64, 2: 16}  # lattice nodes per axis of a tile, the unit of shared work; even, so parities line up
 PILOT_HALF_WIDTH = 10.0  # the pilot covers [-10, 10)^d; the prior's density at its edge is e^-50
 PILOT_TILES = 2  # tiles per half-axis of the pilot: its spacing h0 = PILOT_HALF_WIDTH / (PILOT_TILES * T)
-# spacings h0 2^(-k / RUNGS_PER_OCTAVE); a round moves a point at most
-# MAX_OCTAVES_PER_ROUND finer, unless its posterior is narrower than the spacing (then 2 octaves)
+# spacings h0 2^(-k / RUNGS_PER_OCTAVE); a round moves a point at most MAX_OCTAVES_PER_ROUND finer, unless its
+# posterior is narrower than the spacing (then 2 octaves)
 RUNGS_PER_OCTAVE = 2
 MAX_OCTAVES_PER_ROUND = 1.5
-MIN_SPACING_RATIO = 2.0**-12  # finer than h0 / 4096 (1.5e-4 in 2-D): the per-point adaptive grid takes over
+MIN_SPACING_RATIO = 2.0**-12  # finer than h0 / 4096 (8e-5 in 2-D): the per-point adaptive grid takes over
 MAX_WINDOW_NODES = 1 << 18  # a point needing more nodes goes to the per-point adaptive grid
 MAX_ROUNDS = 12
 PAIR_BUDGET = 1 << 20  # (node, point, data_dim) elements of log_joint's intermediates held at once
@@ -228,11 +227,12 @@ def _lattice_pass(model, x: torch.Tensor, h: float, point: torch.Tensor, tiles: 
         z = ((first + local).to(dtype) * h)[:, None, :]  # (T^d, 1, d)
         for j in range(start, start + n, step):
             rows = by_tile[j:min(j + step, start + n)]
-            f = model.log_joint(x[point[rows]], z).nan_to_num(nan=-math.inf)  # (T^d, bp)
+            # a NaN from the model spreads through its point's sums: that point goes to the per-point grid
+            f = model.log_joint(x[point[rows]], z)  # (T^d, bp)
             fv = f.view(*(T,) * d, -1)
-            axis_max = fv[None] if d == 1 else torch.stack([fv.amax(1), fv.amax(0)])  # (d, T, bp)
+            axis_max = fv[None].clone() if d == 1 else torch.stack([fv.amax(1), fv.amax(0)])  # (d, T, bp)
             top = axis_max[0].amax(0)  # (bp,)
-            w = torch.exp(f - torch.where(torch.isfinite(top), top, 0.0))
+            w = f.sub_(torch.where(torch.isfinite(top), top, 0.0)).exp_()  # in place: f is not needed again
             m[rows] = top
             sums[rows] = w.view(*(T // 2, 2) * d, -1).sum((0, 2) if d == 2 else (0,)).reshape(2**d, -1).T
             sq[rows] = torch.linalg.vecdot(w, w, dim=0)
