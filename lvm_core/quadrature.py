@@ -15,6 +15,8 @@ Two grids, one answer (``integrate_log_marginal``):
   windows beyond MAX_WINDOW_NODES), and the grid behind expectations under q (``estimators.quadrature_elbo``).
 
 Both ask the model only for ``log_joint(x, z)``, broadcasting z (n, 1, d) or (n, batch, d) against x (batch, D).
+Like any grid, both can miss a mode of p(z|x) so narrow that every pilot node near it lies below another mode's
+window (the per-point grid's search shares that blind spot); the pilot's spacing, 0.3125, sets how narrow.
 """
 
 from __future__ import annotations
