@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,16 +24,26 @@ from torch.distributions import (
 
 from lvm_core.proposals import ProposalSpec, TrialStreams, sample, seed_from
 
+# the quadrature lives in its own module; its public names are importable from here too
+from lvm_core.quadrature import (  # noqa: F401
+    EVAL_CHUNK,
+    LOG_MASS_CUTOFF,
+    MAX_REFINE,
+    REFINE_TOL,
+    LatentGrid,
+    _evaluate,
+    _final_resolution,
+    _search_resolution,
+    adapt_latent_grid,
+    adaptive_log_marginal,
+    integrate_log_marginal,
+    lattice_log_marginal,
+    quadrature_log_marginal,
+)
+
 # evaluations of log p(x, z) held in memory at once (times latent_dim and the model's hidden width): 2^18 keeps the
 # peak near 140 MB for a 64-unit float32 MLPLVM (2^20: 500 MB, about twice that in float64) at no cost in speed
 CHUNK = 1 << 18
-# grid evaluations per call of log_f: small enough that a small network's activations stay in cache
-EVAL_CHUNK = 1 << 15
-# grid cells further than this below the peak of the integrand carry less than e^-40 of its mass: not integrated
-LOG_MASS_CUTOFF = 40.0
-# quadrature: refine a point's grid while halving its resolution moves the estimate by more than this (nats)
-REFINE_TOL = 1e-4
-MAX_REFINE = 2
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -152,50 +163,61 @@ def elbo(model, x: torch.Tensor, q: torch.distributions.Distribution, k: int = 1
 
 
 # ------------------------------------------------------------------------------------------------ exact answers
-def exact_log_marginal(model, x: torch.Tensor, resolution: int | None = None) -> torch.Tensor:
-    """log p(x): in closed form where the model has one, by exact sum over a discrete z, else by adaptive quadrature
-    over a 1- or 2-D latent (accurate to ~1e-4 nats where the posterior is resolved). x: (batch, data_dim) -> (batch,).
+CLOSED_FORM, EXACT_SUM, SHARED_GRID, ADAPTIVE_GRID = "closed form", "exact sum", "shared grid", "adaptive grid"
+
+
+@dataclass(frozen=True)
+class ExactLogMarginal:
+    """log p(x) per point and how each value was computed.
+
+    log_px: (batch,). method: (batch,) tuple of "closed form" (the model's own formula), "exact sum" (over a discrete
+    z), "shared grid" (the trapezoid rule on a lattice of z shared by all points) or "adaptive grid" (a grid whitened
+    by the point's own posterior, for the points the lattice does not resolve). Both grids are accurate to
+    quadrature.REFINE_TOL = 1e-4 nats per point, unless a fixed ``resolution`` was asked for.
     """
-    closed_form = getattr(model, "closed_form_log_marginal", None)
-    if closed_form is not None:
-        with torch.no_grad():
-            return closed_form(x)
-    enumerate_latents = getattr(model, "enumerate_latents", None)
-    if enumerate_latents is not None:
-        with torch.no_grad():
-            return torch.logsumexp(model.log_joint(x, enumerate_latents()), dim=0)
-    return quadrature_log_marginal(model, x, resolution=resolution)
+
+    log_px: torch.Tensor
+    method: tuple[str, ...]
 
 
-def quadrature_log_marginal(model, x: torch.Tensor, resolution: int | None = None) -> torch.Tensor:
-    """log p(x) = log integral p(x, z) dz by the trapezoid rule on a grid adapted to each point's posterior.
+def exact_method(model) -> str | None:
+    """How ``exact_log_marginal`` treats this model: "closed form", "exact sum", "quadrature" (a continuous 1- or 2-D
+    latent: per point "shared grid" or "adaptive grid"), or None where no exact method applies (use Monte Carlo)."""
+    if getattr(model, "closed_form_log_marginal", None) is not None:
+        return CLOSED_FORM
+    if getattr(model, "enumerate_latents", None) is not None:
+        return EXACT_SUM
+    return "quadrature" if model.latent_dim in (1, 2) else None
 
-    x: (batch, data_dim) -> (batch,). Only for latent_dim 1 or 2. With the default resolution, a point whose estimate
-    moves by more than REFINE_TOL when every other node is dropped is recomputed on a grid twice as fine (up to
-    MAX_REFINE times): sharp, bent posteriors (SeedLVM with noise_scale 0.2) need it to stay within 1e-4 nats.
+
+def exact_marginal(model, x: torch.Tensor, resolution: int | None = None) -> ExactLogMarginal:
+    """log p(x) in closed form where the model has one, by exact sum over a discrete z, else by quadrature over a 1- or
+    2-D latent (accurate to 1e-4 nats per point), with the method per point. x: (batch, data_dim).
+
+    ``resolution``: quadrature on each point's adaptive grid at that many nodes per axis, without refinement: an
+    approximation, for comparisons. Raises ValueError for a continuous latent beyond 2-D.
     """
+    how = exact_method(model)
+    batch = x.shape[0]
     with torch.no_grad():
-        d = model.latent_dim
-        grid = adapt_latent_grid(lambda z: model.log_joint(x, z), x.shape[0], d, x.dtype, x.device,
-                                 resolution=resolution)
-        out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
-        idx = torch.arange(x.shape[0], device=x.device)  # the points still being refined
-        for round_ in range(MAX_REFINE + 1):
-            xi = x[idx]
-            f = _evaluate(lambda z: model.log_joint(xi, z), grid.z)  # noqa: B023 (used at once)
-            out[idx] = fine = torch.logsumexp(f + grid.log_cell, dim=0)
-            if resolution is not None or round_ == MAX_REFINE:
-                break
-            # the same rule on every other node (free: a subgrid); a converged estimate barely moves
-            m = grid.m
-            f_coarse = f[::2] if d == 1 else f.reshape(m, m, -1)[::2, ::2].reshape(-1, f.shape[-1])
-            coarse_cell = LatentGrid(grid.center, grid.scale, grid.lo, grid.hi, (m + 1) // 2).log_cell
-            todo = (fine - torch.logsumexp(f_coarse + coarse_cell, dim=0)).abs() > REFINE_TOL
-            if not todo.any():
-                break
-            idx = idx[todo]
-            grid = LatentGrid(grid.center[todo], grid.scale[todo], grid.lo[todo], grid.hi[todo], 2 * m - 1)
-        return out
+        if how == CLOSED_FORM:
+            return ExactLogMarginal(model.closed_form_log_marginal(x), (CLOSED_FORM,) * batch)
+        if how == EXACT_SUM:
+            return ExactLogMarginal(torch.logsumexp(model.log_joint(x, model.enumerate_latents()), dim=0),
+                                    (EXACT_SUM,) * batch)
+        if how is None:
+            raise ValueError(f"no exact log p(x) for a continuous latent_dim={model.latent_dim}: quadrature needs a 1- "
+                             "or 2-D latent; use a Monte Carlo estimator")
+        if resolution is not None:
+            return ExactLogMarginal(adaptive_log_marginal(model, x, resolution=resolution), (ADAPTIVE_GRID,) * batch)
+        log_px, on_lattice = integrate_log_marginal(model, x)
+        return ExactLogMarginal(log_px, tuple(SHARED_GRID if s else ADAPTIVE_GRID for s in on_lattice.tolist()))
+
+
+def exact_log_marginal(model, x: torch.Tensor, resolution: int | None = None) -> torch.Tensor:
+    """log p(x): closed form, exact sum over a discrete z, or quadrature over a 1- or 2-D latent, accurate to 1e-4
+    nats per point. x: (batch, data_dim) -> (batch,). ``exact_marginal`` also says how each value was computed."""
+    return exact_marginal(model, x, resolution).log_px
 
 
 def exact_posterior(model, x: torch.Tensor):
@@ -251,111 +273,6 @@ def quadrature_kl(model, x: torch.Tensor, q: torch.distributions.Distribution,
         finer = 2 * _final_resolution(d, resolution) - 1
         grid = adapt_latent_grid(q.log_prob, x.shape[0], d, x.dtype, x.device, resolution=finer)
         return _expectation_under(q.log_prob, log_ratio, grid)
-
-
-# ------------------------------------------------------------------------------------------- adaptive quadrature
-# The grid lives in whitened coordinates u, z = center + u @ scale^T, found per point by a few search rounds: a grid
-# whose mass touches its edge grows, a grid whose mass fills only a few cells zooms in, and a resolved grid is
-# re-whitened by the mass's own mean and covariance, so narrow, tilted or far-away posteriors all end up as a round
-# blob filling the grid. The trapezoid rule then converges fast for the smooth integrands we meet.
-
-
-def _evaluate(log_f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
-    """log_f on z: (n, batch, d) in chunks along n, so n * batch stays near EVAL_CHUNK. Returns (n, batch)."""
-    step = max(1, EVAL_CHUNK // z.shape[1])
-    return torch.cat([log_f(z[i:i + step]) for i in range(0, z.shape[0], step)])
-
-
-class LatentGrid:
-    """A tensor grid of m points per axis in each point's whitened box.
-
-    center: (batch, d), scale: (batch, d, d) lower-triangular, lo, hi: (batch, d) in whitened coordinates.
-    ``z``: (m^d, batch, d) grid points; ``log_cell``: (m^d, batch) log trapezoid weights (cell volume in z).
-    """
-
-    def __init__(self, center, scale, lo, hi, m: int):
-        self.center, self.scale, self.lo, self.hi, self.m = center, scale, lo, hi, m
-        d = lo.shape[-1]
-        u_axes = lo + (hi - lo) * torch.linspace(0.0, 1.0, m, dtype=lo.dtype, device=lo.device)[:, None, None]
-        self.h = (hi - lo) / (m - 1)  # (batch, d) spacing in u
-        log_edge = torch.zeros(m, dtype=lo.dtype, device=lo.device)
-        log_edge[0] = log_edge[-1] = math.log(0.5)  # trapezoid end weights
-        if d == 1:
-            u, log_w = u_axes, log_edge[:, None]
-        else:
-            u = torch.stack(torch.broadcast_tensors(u_axes[:, None, :, 0], u_axes[None, :, :, 1]), -1)
-            u, log_w = u.reshape(m * m, -1, 2), (log_edge[:, None] + log_edge[None, :]).reshape(-1, 1)
-        self.u = u  # (n, batch, d)
-        self.z = center + (scale @ u[..., None])[..., 0]
-        log_det = torch.log(torch.diagonal(scale, dim1=-2, dim2=-1)).sum(-1)  # (batch,)
-        self.log_cell = log_w + torch.log(self.h).sum(-1) + log_det
-
-
-def _search_resolution(d: int) -> int:
-    return 129 if d == 1 else 33
-
-
-def _final_resolution(d: int, resolution: int | None) -> int:
-    return resolution if resolution is not None else (513 if d == 1 else 81)
-
-
-def adapt_latent_grid(log_f: Callable[[torch.Tensor], torch.Tensor], batch: int, d: int, dtype: torch.dtype,
-                      device: torch.device, resolution: int | None = None, start: float = 10.0,
-                      max_rounds: int = 30) -> LatentGrid:
-    """A trapezoid grid covering where exp(log_f(z)) holds its mass (within LOG_MASS_CUTOFF nats of the peak).
-
-    log_f: z (n, batch, d) -> (n, batch). integral exp(log_f) dz ~= exp(logsumexp(log_f(grid.z) + grid.log_cell, 0)).
-    Three phases per point: locate the mass (grow / zoom an axis-aligned box until the mass spans many cells),
-    whiten by the mass's mean and covariance, then widen the whitened box until the mass no longer touches its edge.
-    """
-    if d not in (1, 2):
-        raise ValueError(f"quadrature needs a 1- or 2-D latent, got latent_dim={d}; use a Monte Carlo estimator")
-    eye = torch.eye(d, dtype=dtype, device=device)
-    center = torch.zeros(batch, d, dtype=dtype, device=device)
-    scale = eye.expand(batch, d, d).clone()
-    lo = torch.full((batch, d), -start, dtype=dtype, device=device)
-    hi = -lo
-    m = _search_resolution(d)
-
-    def mass_extent(grid):
-        f = _evaluate(log_f, grid.z).nan_to_num(nan=-math.inf)  # (n, batch)
-        keep = (f >= f.max(0).values - LOG_MASS_CUTOFF)[..., None]
-        in_lo = torch.where(keep, grid.u, math.inf).amin(0)  # (batch, d): the mass's extent in u
-        in_hi = torch.where(keep, grid.u, -math.inf).amax(0)
-        touch_lo, touch_hi = in_lo <= grid.lo + 0.5 * grid.h, in_hi >= grid.hi - 0.5 * grid.h
-        return f, in_lo, in_hi, touch_lo & (grid.hi - grid.lo < 1e8), touch_hi & (grid.hi - grid.lo < 1e8)
-
-    # 1. locate: a point is frozen once its mass is inside the box and spans at least m/4 cells on every axis
-    active = torch.ones(batch, dtype=torch.bool, device=device)
-    for _ in range(max_rounds):
-        grid = LatentGrid(center, scale, lo, hi, m)
-        f, in_lo, in_hi, touch_lo, touch_hi = mass_extent(grid)
-        h, width = grid.h, hi - lo
-        zoom = ~(touch_lo | touch_hi) & ((in_hi - in_lo) / h < m / 4)
-        active = active & (touch_lo | touch_hi | zoom).any(-1)
-        if not active.any():
-            break
-        upd = active[:, None]
-        # grow a touched side by the box's width; zoom to the mass padded by two cells (its true edge lies within one)
-        lo = torch.where(upd, torch.where(touch_lo, lo - width, torch.where(zoom, in_lo - 2 * h, lo)), lo)
-        hi = torch.where(upd, torch.where(touch_hi, hi + width, torch.where(zoom, in_hi + 2 * h, hi)), hi)
-    # 2. whiten by the mass's mean and covariance in u (plus each cell's own variance h^2 / 12, so it is never 0)
-    p = torch.softmax(f, 0)[..., None]  # (n, batch, 1)
-    mean_u = (p * grid.u).sum(0)  # (batch, d)
-    du = grid.u - mean_u
-    cov_u = (p[..., None] * du[..., :, None] * du[..., None, :]).sum(0) + torch.diag_embed(grid.h**2 / 12)
-    center = center + (scale @ mean_u[..., None])[..., 0]
-    scale = scale @ torch.linalg.cholesky(cov_u)
-    lo = torch.full_like(lo, -start)
-    hi = -lo
-    # 3. widen: heavy or skewed tails may reach past +-start standard deviations
-    for _ in range(max_rounds):
-        _, _, _, touch_lo, touch_hi = mass_extent(LatentGrid(center, scale, lo, hi, m))
-        if not (touch_lo | touch_hi).any():
-            break
-        width = hi - lo
-        lo, hi = torch.where(touch_lo, lo - width / 2, lo), torch.where(touch_hi, hi + width / 2, hi)
-    return LatentGrid(center, scale, lo, hi, _final_resolution(d, resolution))
 
 
 # ------------------------------------------------------------------------------------------- estimator statistics

@@ -25,7 +25,7 @@ from torch import nn
 
 from lvm_core.estimators import exact_log_marginal, log_mean_exp
 from lvm_core.inference import DEFAULT_K, DEFAULT_LR, DEFAULT_STEPS, LR_DECAY_STEPS, PhiOptimizer
-from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, diag_normal_log_prob, mlp
+from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, mlp
 from lvm_core.proposals import make_generator, sample
 
 OBJECTIVES = ("elbo", "iwae", "local")
@@ -177,7 +177,8 @@ def principal_coordinates(X: torch.Tensor, latent_dim: int) -> torch.Tensor:
 
 
 def held_out_log_lik(model, X: torch.Tensor, resolution: int | None = None) -> float:
-    """mean_i log p(x_i) by quadrature (exact to ~1e-4 nats at the default resolution), nats per point."""
+    """mean_i log p(x_i), exact (``exact_log_marginal``: 1e-4 nats per point), nats per point. ``resolution``: a
+    fixed per-point grid instead, an approximation."""
     return float(exact_log_marginal(model, X, resolution=resolution).mean())
 
 
@@ -191,13 +192,13 @@ def pick_device(device: str = "cpu") -> torch.device:
 # ----------------------------------------------------------------------------------------------------- train_lvm
 def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, lr: float = 1e-2,
               batch_size: int = 128, seed: int = 0, callback: Callable | None = None, encoder: Encoder | None = None,
-              eval_X=None, eval_every: int | None = None, eval_resolution: int | None = 41,
+              eval_X=None, eval_every: int | None = None, eval_resolution: int | None = None,
               warmup: int = 500, inner_steps: int = 20, inner_lr: float = 0.05, grad_clip: float = 100.0,
               explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu") -> TrainingHistory:
     """Fit theta (and the encoder psi for "elbo" / "iwae") by Adam on minibatches of X; returns a TrainingHistory.
 
-    X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored by exact quadrature every
-    ``eval_every`` steps (``eval_resolution`` points per latent axis; None = the exact default). "local" keeps one
+    X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored exactly every ``eval_every``
+    steps (``eval_resolution``: a fixed quadrature grid per point instead, an approximation). "local" keeps one
     phi_i per training point (warm-started across visits) and runs ``inner_steps`` Adam steps on it per visit.
     ``warmup`` > 0 ramps the weight of log p(z) - log q(z) linearly from 0 to 1 over the first ``warmup`` steps (KL
     warm-up, at most a quarter of the run); ``history.bound`` always records the true bound (beta = 1).
@@ -408,20 +409,16 @@ def load_lvm(data: bytes):
 
 
 # ------------------------------------------------------------------------------------- views of a model (for plots)
-def log_density_grid(model, xlim: tuple[float, float], ylim: tuple[float, float], n: int = 50,
-                     resolution: int | None = 41, dense: bool = True):
-    """log p(x) on an n x n grid of x: by the dense z-grid sum (fast, for pictures) or, with dense=False, by
-    per-point adaptive quadrature at ``resolution``. Returns xs: (n,), ys: (n,), log_p: (n, n) with rows along y."""
+def log_density_grid(model, xlim: tuple[float, float], ylim: tuple[float, float], n: int = 50):
+    """The exact log p(x) (``exact_log_marginal``, 1e-4 nats per point) on an n x n grid of x over xlim x ylim.
+
+    Returns xs: (n,), ys: (n,), log_p: (n, n) with rows along y.
+    """
     xs = torch.linspace(*xlim, n, dtype=model.dtype)
     ys = torch.linspace(*ylim, n, dtype=model.dtype)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")  # (n_y, n_x)
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).to(model.device)  # (n*n, 2)
-    if dense:
-        log_p = dense_mixture_log_density(model, points)
-    else:
-        log_p = exact_log_marginal(model, points, resolution=resolution)
-    log_p = log_p.reshape(n, n).cpu()
-    return xs, ys, log_p
+    return xs, ys, exact_log_marginal(model, points).reshape(n, n).cpu()
 
 
 def latent_grid(latent_dim: int, per_axis: int, extent: float = 2.5, dtype=torch.float64) -> torch.Tensor:
@@ -458,29 +455,3 @@ def latent_codes(model, X, encoder: Encoder | None = None, steps: int = 200, lr:
     with torch.enable_grad():  # one sample per step: a picture of where the points sit, cheap for many points
         loc, _, _ = optimise_local_phi(model, X, zeros, zeros, steps=steps, lr=lr, k=1, seed=seed)
     return loc.cpu()
-
-
-@torch.no_grad()
-def dense_mixture_log_density(model, x: torch.Tensor, per_axis: int | None = None, extent: float = 4.5,
-                              chunk: int = 1 << 22) -> torch.Tensor:
-    """log p(x) as the infinite mixture truncated to a fixed, dense grid of z (trapezoid weights):
-
-        log p(x) ~= logsumexp_j (log p(z_j) + log cell_j + log N(x; mu(z_j), Sigma(z_j)))
-
-    The decoder runs once on the grid, so many x (a heatmap) cost little; accurate where the grid resolves each
-    posterior (a picture), while ``exact_log_marginal`` adapts a grid per point (the numbers).
-    x: (batch, data_dim) -> (batch,).
-    """
-    d = model.latent_dim
-    per_axis = per_axis or (2001 if d == 1 else 121)
-    z = latent_grid(d, per_axis, extent, dtype=model.dtype).to(model.device)  # (m, d)
-    loc, log_scale = model.decode(z)  # (m, data_dim)
-    log_cell = d * math.log(2 * extent / (per_axis - 1))
-    log_w = model.log_prior(z) + log_cell  # (m,) the trapezoid's end weights are negligible: p(z) is ~0 there
-    x = x.to(model.dtype).to(model.device)
-    step = max(1, chunk // max(1, z.shape[0]))
-    out = []
-    for i in range(0, x.shape[0], step):
-        xb = x[i:i + step, None, :]  # (b, 1, data_dim) against (m, data_dim)
-        out.append(torch.logsumexp(log_w + diag_normal_log_prob(xb, loc, log_scale), dim=-1))
-    return torch.cat(out)

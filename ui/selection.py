@@ -130,7 +130,7 @@ def typical_log_px(model_key: str, _model) -> float | None:
     if getattr(_model, "closed_form_log_marginal", None) is None and not _model.discrete and _model.latent_dim > 2:
         return None
     x, _ = _model.sample(200, generator=1)
-    return float(np.percentile(exact_log_marginal(_model, x, resolution=41).double().numpy(), 1))
+    return float(np.percentile(exact_log_marginal(_model, x).double().numpy(), 1))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
