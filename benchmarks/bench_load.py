@@ -1,0 +1,733 @@
+"""Load benchmark: a class of simulated students against the app, without a browser per student.
+
+Each student is a `load_client.Session` speaking Streamlit's WebSocket protocol: it opens a page, moves that page's
+sliders with a think time between moves, then goes on to the next page through the sidebar navigation, round all
+five pages. Measured per interaction: seconds from the BackMsg sent to script_finished (the server's rerun plus a
+loopback round trip); over the measurement window: reruns per second, the server's CPU time and peak RSS.
+
+Scenarios, each on a fresh server (warmed by one visit to every page first):
+- one Streamlit process pinned to one core, the generator on another: 10, 30 and 100 students, then more sizes
+  between the last that met the target and the first that missed it (the class size one process holds);
+- the 30 students again while one more student trains a deep LVM over and over (the others' latency, as a ratio);
+- through nginx (scripts/serve_class.sh): 1 process against N, 100 students;
+- 5 Chromium sessions moving sliders, server and browsers pinned to different cores (browser-side latency).
+
+    python benchmarks/bench_load.py            # everything, ~25 minutes; prints and writes benchmarks/results/load.md
+    python benchmarks/bench_load.py --quick    # short windows: a smoke run of every scenario
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.load_client import Session  # noqa: E402
+
+THINK_S = (2.0, 8.0)  # seconds a student looks at the result before the next move (uniform)
+MOVES_PER_PAGE = 5
+PAGES = ("", "mixtures", "deep-lvm", "estimating", "elbo")
+# what a student moves on each page, by kind ("button" kinds are clicks); each key is equally likely on its page
+MOVES = {
+    "": {"home slider": ["home_pi", "home_n"]},
+    "mixtures": {"mixture slider": ["mx_K", "mx_seed", "mx_iter", "mx_gen_n"]},
+    "deep-lvm": {"deep-LVM z slider": ["dl_z1"],
+                 "deep-LVM theta slider": ["dl_theta_seed", "dl_seed_noise", "dl_A1", "dl_c1"]},
+    "estimating": {"estimator slider": ["est_qloc_0", "est_qlsc_0", "est_k", "est_R", "est_box"]},
+    "elbo": {"ELBO slider": ["elbo_loc1", "elbo_ls1", "elbo_lr", "elbo_speed"], "ELBO Step button": ["elbo_step"]},
+}
+KINDS = ["estimator slider", "mixture slider", "home slider", "deep-LVM z slider", "deep-LVM theta slider",
+         "ELBO slider", "ELBO Step button", "page switch"]
+TARGET_KINDS = ("estimator slider", "mixture slider")
+TARGET_P95_S = 1.0
+TRAINING_TARGET_RATIO = 2.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SERVER_ARGS = ["--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+
+
+# ------------------------------------------------------------------------------------------------- the students
+
+
+def page_moves(page: str) -> list[tuple[str, str]]:
+    """(widget key, kind) of every move a student may make on the page"""
+    return [(key, kind) for kind, keys in MOVES[page].items() for key in keys]
+
+
+def nudge(widget, rng: random.Random):
+    """a new value near the slider's current one, as a drag or a few arrow keys give: 1 to 5% of its range away"""
+    proto = widget.proto
+    if proto.options:  # a select slider: a neighbouring option
+        options = list(proto.options)
+        i = options.index(widget.state.string_array_value.data[0])
+        j = i + rng.choice((-1, 1)) * rng.randint(1, 2)
+        j = j if 0 <= j < len(options) else 2 * i - j  # reflect at the ends
+        return options[min(max(j, 0), len(options) - 1)]
+    n = round((proto.max - proto.min) / proto.step)
+    i = round((widget.state.double_array_value.data[0] - proto.min) / proto.step)
+    j = i + rng.choice((-1, 1)) * rng.randint(1, max(1, n // 20))
+    j = min(max(j if 0 <= j <= n else 2 * i - j, 0), n)
+    value = proto.min + j * proto.step
+    return int(round(value)) if proto.data_type == type(proto).INT else round(value, 10)
+
+
+@dataclass
+class Log:
+    """interactions of one scenario: one dict per interaction"""
+
+    t0: float = field(default_factory=time.perf_counter)
+    rows: list[dict] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def add(self, student: int, page: str, kind: str, key: str, start: float, run=None, error: str = "") -> None:
+        if run is not None and not error:
+            broken = run.find("alert", lambda el: "could not be drawn" in el.body)
+            error = run.exception or (broken[0].body[:120] if broken else "")
+            if run.status not in ("full", "fragment"):
+                error = error or f"run ended: {run.status}"
+        self.rows.append({"student": student, "page": page, "kind": kind, "key": key, "start": start,
+                          "seconds": run.seconds if run is not None else float("nan"),
+                          "bytes": run.received_bytes if run is not None else 0, "error": error})
+
+
+async def student(i: int, url: str, log: Log, stop_at: float, seed: int) -> None:
+    """one student: open a page, move its sliders MOVES_PER_PAGE times, go to the next page, until stop_at"""
+    rng = random.Random(seed * 100_003 + i)
+    pages = PAGES[i % len(PAGES):] + PAGES[: i % len(PAGES)]
+    session = Session(url)
+    page = pages[0]
+    try:
+        start = log.clock()
+        log.add(i, page, "page open", "", start, await session.open(page))
+        for visit in range(1, 10**6):
+            for _ in range(MOVES_PER_PAGE):
+                await asyncio.sleep(rng.uniform(*THINK_S))
+                if log.clock() >= stop_at:
+                    return
+                key, kind = rng.choice(page_moves(page))
+                if key not in session.widgets:
+                    log.add(i, page, kind, key, log.clock(), error=f"widget {key} not on the page")
+                    continue
+                start = log.clock()
+                if kind.endswith("button"):
+                    run = await session.click(key)
+                else:
+                    run = await session.set_value(key, nudge(session.widgets[key], rng))
+                log.add(i, page, kind, key, start, run)
+            await asyncio.sleep(rng.uniform(*THINK_S))
+            if log.clock() >= stop_at:
+                return
+            page = pages[visit % len(pages)]
+            start = log.clock()
+            log.add(i, page, "page switch", page, start, await session.switch_page(page))
+    except Exception as exc:  # noqa: BLE001 - a failed student is a result (counted as an error), not a crash
+        log.add(i, page, "failure", "", log.clock(), error=f"{type(exc).__name__}: {exc}")
+    finally:
+        with contextlib.suppress(Exception):
+            await session.close()
+
+
+async def trainer(url: str, log: Log, start_at: float, stop_at: float) -> None:
+    """one student on the deep-LVM page pressing Train again as soon as each training run has finished"""
+    session = Session(url)
+    try:
+        await session.open("deep-lvm")
+        await asyncio.sleep(max(0.0, start_at - log.clock()))
+        while log.clock() < stop_at:
+            start = log.clock()
+            log.add(-1, "deep-lvm", "training run", "dl_train", start, await session.click("dl_train", timeout=900))
+    finally:
+        await session.close()
+
+
+async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    """how late the generator's event loop wakes: a busy generator would add this to every latency"""
+    while not stop.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(0.05)
+        samples.append(time.perf_counter() - t - 0.05)
+
+
+# ------------------------------------------------------------------------------------------------ servers
+
+
+def free_ports(n: int) -> int:
+    """the first of n consecutive free local ports"""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n < 65000 and all(_port_free(base + i) for i in range(n)):
+            return base
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_healthy(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.5)
+    raise RuntimeError(f"no server at {url}")
+
+
+async def warm(url: str) -> None:
+    """one visit to every page: the first run imports torch and plotly and fills the shared caches"""
+    session = Session(url)
+    await session.open(PAGES[0], timeout=300)
+    for page in PAGES[1:]:
+        await session.switch_page(page, timeout=300)
+    await session.close()
+
+
+@contextlib.contextmanager
+def one_process(core: int | None, log_dir: Path):
+    """`streamlit run app.py` on a free port, pinned to `core` (taskset); yields (url, [pid])"""
+    port = free_ports(1)
+    pin = ["taskset", "-c", str(core)] if core is not None else []
+    command = [*pin, sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), *SERVER_ARGS]
+    with open(log_dir / f"streamlit-{port}.log", "w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        asyncio.run(warm(url))
+        yield url, [process.pid]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def behind_nginx(n: int, log_dir: Path):
+    """scripts/serve_class.sh n (processes pinned one per core) on free ports; yields (nginx url, streamlit pids)"""
+    port, base = free_ports(1), free_ports(n)
+    run_dir = log_dir / f"class-{n}-{port}"
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", BASE_PORT=str(base), PIN="1", RUN_DIR=str(run_dir),
+               PYTHON=sys.executable)
+    script = str(ROOT / "scripts" / "serve_class.sh")
+    subprocess.run([script, str(n)], env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        for i in range(n):
+            asyncio.run(warm(f"http://127.0.0.1:{base + i}"))
+        pids = [int((run_dir / f"streamlit-{base + i}.pid").read_text()) for i in range(n)]
+        yield f"http://127.0.0.1:{port}", pids
+    finally:
+        subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
+
+
+class Monitor:
+    """the server processes between start() and stop(): CPU time, peak RSS (the sum, sampled every 0.2 s, and each
+    process's own high-water mark), and how long their threads waited for a CPU that other work held"""
+
+    def __init__(self, pids: list[int]):
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.peak_rss = 0
+        self._waits: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def cpu(self) -> float:
+        return sum(p.cpu_times().user + p.cpu_times().system for p in self.processes)
+
+    def run_delays(self) -> dict[int, float]:
+        """seconds each thread has spent runnable but waiting for a CPU (/proc/<pid>/task/<tid>/schedstat)"""
+        out = {}
+        for process in self.processes:
+            for stat in Path(f"/proc/{process.pid}/task").glob("*/schedstat"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    out[int(stat.parent.name)] = int(stat.read_text().split()[1]) / 1e9
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(psutil.Error):
+                self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in self.processes))
+            # a script thread may end between samples: its last 0.2 s of waiting are missed
+            self._waits.update(self.run_delays())
+
+    def start(self) -> None:
+        self.cpu0, self.own0, self.t0 = self.cpu(), _own_cpu(), time.perf_counter()
+        self._waits0 = self.run_delays()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu_s, self.own_cpu_s = self.cpu() - self.cpu0, _own_cpu() - self.own0
+        self._stop.set()
+        self._thread.join()
+        self._waits.update(self.run_delays())
+        # threads started in the window begin at zero
+        self.wait_s = sum(v - self._waits0.get(tid, 0.0) for tid, v in self._waits.items())
+        # VmHWM: each process's own peak resident set since it started (the kernel's count, nothing missed between
+        # samples)
+        self.hwm = max(_vm_hwm(p.pid) for p in self.processes)
+
+    def waiting_share(self) -> float:
+        """of the time the server's threads wanted a CPU, the share they waited for one (other work on the cores)"""
+        return self.wait_s / (self.wait_s + self.cpu_s) if self.wait_s + self.cpu_s else 0.0
+
+
+def _own_cpu() -> float:
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def _vm_hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- one scenario
+
+
+@dataclass
+class Result:
+    name: str
+    students: int
+    processes: int
+    rows: list[dict]
+    window: tuple[float, float]
+    monitor: Monitor
+    lag: list[float]
+    load: tuple[float, float]
+
+    def measured(self, kind: str | None = None, trainer: bool = False) -> list[dict]:
+        """the rows of interactions that started inside the window (the trainer's only if asked)"""
+        lo, hi = self.window
+        return [r for r in self.rows if lo <= r["start"] < hi and (r["student"] < 0) == trainer
+                and (kind is None or r["kind"] == kind)]
+
+    def seconds(self, kind: str) -> list[float]:
+        return [r["seconds"] for r in self.measured(kind) if not r["error"]]
+
+    def errors(self) -> list[dict]:
+        return [r for r in self.rows if r["error"]]
+
+    def reruns_per_s(self) -> float:
+        return len([r for r in self.measured() if not r["error"]]) / (self.window[1] - self.window[0])
+
+
+def run_scenario(name: str, url: str, pids: list[int], students: int, ramp: float, window: float, seed: int,
+                 processes: int = 1, with_trainer: bool = False) -> Result:
+    """students open their first page spread over `ramp` seconds; interactions starting in the next `window` count"""
+    load_before = os.getloadavg()[0]
+    log, lag = Log(), []
+    monitor = Monitor(pids)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        lag_task = asyncio.create_task(loop_lag(lag, stop))
+        stop_at = ramp + window
+
+        async def later(i: int) -> None:
+            await asyncio.sleep(ramp * i / students)
+            await student(i, url, log, stop_at, seed)
+
+        async def measure() -> None:
+            await asyncio.sleep(ramp)
+            monitor.start()
+            await asyncio.sleep(window)
+            monitor.stop()
+
+        tasks = [later(i) for i in range(students)] + [measure()]
+        if with_trainer:
+            tasks.append(trainer(url, log, ramp, stop_at))
+        await asyncio.gather(*tasks)
+        stop.set()
+        await lag_task
+
+    print(f"  {name}: {students} students, {processes} process(es), window {window:.0f} s ...", flush=True)
+    asyncio.run(main())
+    result = Result(name, students, processes, log.rows, (ramp, ramp + window), monitor, lag,
+                    (load_before, os.getloadavg()[0]))
+    target = " / ".join(f"{k} p95 {_q(result.seconds(k), 95):.2f} s" for k in TARGET_KINDS)
+    print(f"    {result.reruns_per_s():.1f} reruns/s, {target}, server CPU {100 * monitor.cpu_s / window:.0f}% "
+          f"of a core (waiting for a CPU {100 * monitor.waiting_share():.0f}% of its runnable time), "
+          f"{len(result.errors())} errors", flush=True)
+    return result
+
+
+def _q(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def meets_target(result: Result) -> bool:
+    return all(_q(result.seconds(k), 95) < TARGET_P95_S for k in TARGET_KINDS) and not result.errors()
+
+
+# ------------------------------------------------------------------------------------------------ solo costs
+
+
+def solo_costs(url: str, pid: int, repeats: int, seed: int) -> dict[str, dict[str, list[float]]]:
+    """one student alone, every kind of interaction `repeats` times: latency and the server's CPU seconds for each.
+    CPU time does not grow when other work shares the machine, so these costs hold where latencies do not."""
+    server = psutil.Process(pid)
+    rng = random.Random(seed)
+    out: dict[str, dict[str, list[float]]] = {}
+
+    def cpu() -> float:
+        t = server.cpu_times()
+        return t.user + t.system
+
+    async def main() -> None:
+        session = Session(url)
+        await session.open(PAGES[0])
+        for page in PAGES:
+            before = cpu()
+            run = await session.switch_page(page)
+            out.setdefault("page switch", {"seconds": [], "cpu": []})
+            out["page switch"]["seconds"].append(run.seconds)
+            out["page switch"]["cpu"].append(cpu() - before)
+            for key, kind in page_moves(page):
+                for _ in range(repeats):
+                    before = cpu()
+                    if kind.endswith("button"):
+                        run = await session.click(key)
+                    else:
+                        run = await session.set_value(key, nudge(session.widgets[key], rng))
+                    used = cpu() - before
+                    out.setdefault(kind, {"seconds": [], "cpu": []})
+                    out[kind]["seconds"].append(run.seconds)
+                    out[kind]["cpu"].append(used)
+        await session.close()
+
+    print(f"  solo costs: every interaction {repeats} times, one student ...", flush=True)
+    asyncio.run(main())
+    return out
+
+
+# ------------------------------------------------------------------------------------------ browser sessions
+
+_WATCH_STATE = """() => {
+  window.__states = [];
+  const app = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => window.__states.push([app.getAttribute('data-test-script-state'), performance.now()]))
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+_DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+BROWSER_SLIDERS = {"estimating": "location μ1", "mixtures": "Components K"}
+
+
+async def browser_students(url: str, n: int, ramp: float, window: float, seed: int) -> list[dict]:
+    """n Chromium tabs (one browser, a context each) moving a slider by the keyboard; browser-side seconds from the
+    key press until the app reports its script finished"""
+    from playwright.async_api import async_playwright
+
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+
+    async def tab(browser, i: int, stop_at: float) -> None:
+        rng = random.Random(seed * 7 + i)
+        page_name = "estimating" if i % 2 == 0 else "mixtures"
+        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        page = await context.new_page()
+        await asyncio.sleep(ramp * i / n)
+        await page.goto(f"{url}/{page_name}", timeout=180_000)
+        await page.wait_for_selector(_DONE, timeout=180_000)
+        slider = page.get_by_role("slider", name=BROWSER_SLIDERS[page_name])
+        while time.perf_counter() - t0 < stop_at:
+            await asyncio.sleep(rng.uniform(*THINK_S))
+            await page.evaluate(_WATCH_STATE)
+            start = await page.evaluate("() => performance.now()")
+            started = time.perf_counter() - t0
+            await slider.press(rng.choice(("ArrowRight", "ArrowLeft")))
+            await page.wait_for_function(
+                "() => window.__states.some(s => s[0] === 'notRunning')", timeout=120_000)
+            end = await page.evaluate("() => window.__states.filter(s => s[0] === 'notRunning').pop()[1]")
+            rows.append({"student": i, "kind": f"{page_name} slider (browser)", "start": started,
+                         "seconds": (end - start) / 1000, "error": ""})
+        await context.close()
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        await asyncio.gather(*(tab(browser, i, ramp + window) for i in range(n)))
+        await browser.close()
+    return rows
+
+
+def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window: float, seed: int) -> dict:
+    monitor = Monitor(pids)
+    load_before = os.getloadavg()[0]
+    me = psutil.Process()
+    browsers_cpu = {}  # chromium processes seen: pid -> last CPU seconds (they may exit before the end)
+    sampling = threading.Event()
+
+    def sample_browsers() -> None:
+        while not sampling.wait(0.5):
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    times = child.cpu_times()
+                    browsers_cpu[child.pid] = times.user + times.system
+
+    def in_window() -> None:
+        time.sleep(ramp)
+        monitor.start()
+        sample_browsers_start.update(browsers_cpu)
+        time.sleep(window)
+        monitor.stop()
+        sample_browsers_end.update(browsers_cpu)
+
+    sample_browsers_start, sample_browsers_end = {}, {}
+    threads = [threading.Thread(target=sample_browsers, daemon=True), threading.Thread(target=in_window, daemon=True)]
+    for thread in threads:
+        thread.start()
+    print(f"  browsers: {n} Chromium sessions, window {window:.0f} s ...", flush=True)
+    rows = asyncio.run(browser_students(url, n, ramp, window, seed))
+    sampling.set()
+    for thread in threads:
+        thread.join()
+    rows = [r for r in rows if ramp <= r["start"] < ramp + window]
+    browser_cpu = sum(v - sample_browsers_start.get(pid, 0.0) for pid, v in sample_browsers_end.items())
+    return {"rows": rows, "server_cpu_pct": 100 * monitor.cpu_s / monitor.seconds,
+            "browser_cpu_pct": 100 * browser_cpu / monitor.seconds, "load": (load_before, os.getloadavg()[0]),
+            "n": n, "window": window}
+
+
+# ------------------------------------------------------------------------------------------------- the report
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.2f} / {_q(values, 95):.2f}"
+
+
+def report(single: list[Result], training: tuple[Result, Result] | None, nginx: list[Result], browser: dict | None,
+           args, started: datetime.datetime) -> str:
+    cores = os.cpu_count()
+    lines = [
+        "# Load: a class against the app",
+        "",
+        f"Measured {started:%Y-%m-%d %H:%M} on {platform.machine()}, {cores} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()} "
+        f"(`python benchmarks/bench_load.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`). "
+        "Load averages (1 min) before and after each scenario are in its row: other work shares this machine.",
+        "",
+        "Each simulated student is a WebSocket client speaking Streamlit's own protocol (`benchmarks/load_client.py`):"
+        f" it opens a page, moves that page's sliders {MOVES_PER_PAGE} times with a think time drawn uniformly from "
+        f"{THINK_S[0]:g}-{THINK_S[1]:g} s, then goes to the next page through the navigation, round all five pages "
+        "(students start on different pages). A move is 1-5% of the slider's range from where it is, so most "
+        "values are new and the page recomputes. Latency: seconds from the widget change sent to `script_finished` "
+        f"received (the rerun plus a loopback round trip). Students open their first page over {args.ramp:g} s; "
+        f"the figures count the interactions that start in the next {args.window:g} s, on a fresh server warmed by "
+        "one visit to every page. Cells: median / p95 in seconds.",
+        "",
+    ]
+    if single:
+        lines += [
+            f"## One process, one core (server pinned to core 0, the generator to core {cores - 1})",
+            "",
+            "| what | " + " | ".join(f"{r.students} students" for r in single) + " |",
+            "|---|" + "---:|" * len(single),
+        ]
+        for kind in KINDS:
+            lines.append(f"| {kind} | " + " | ".join(cell(r.seconds(kind)) for r in single) + " |")
+        lines.append("| page open (first load, during the ramp) | " + " | ".join(
+            cell([x["seconds"] for x in r.rows if x["kind"] == "page open" and not x["error"]]) for r in single)
+            + " |")
+        lines += [
+            "",
+            "| students | reruns/s | server CPU (% of one core) | server waiting for a CPU | server peak RSS (MiB) "
+            "| generator loop lag p95 (ms) | errors | target met | load average |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for r in single:
+            lines.append(
+                f"| {r.students} | {r.reruns_per_s():.1f} | {100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | "
+                f"{100 * r.monitor.waiting_share():.0f}% | {r.monitor.hwm / 2**20:.0f} | {1000 * _q(r.lag, 95):.0f} | "
+                f"{len(r.errors())} | "
+                f"{'yes' if meets_target(r) else 'no'} | {r.load[0]:.1f} -> {r.load[1]:.1f} |")
+        held = [r.students for r in single if meets_target(r)]
+        missed = [r.students for r in single if not meets_target(r)]
+        lines += [
+            "",
+            f"**Class size one process holds: {max(held) if held else 'fewer than ' + str(min(missed))} students**, "
+            f"defined as the largest class measured whose estimator and mixture sliders both keep p95 under "
+            f"{TARGET_P95_S:g} s with no errors"
+            + (f" (the smallest that missed: {min(m for m in missed if not held or m > max(held))})"
+               if [m for m in missed if not held or m > max(held)] else "")
+            + ". Peak RSS is the kernel's high-water mark (VmHWM) of the process.",
+            "",
+        ]
+        errors = [e for r in single for e in r.errors()]
+        if errors:
+            seen = sorted({f"{e['kind']} {e['key']}: {e['error']}" for e in errors})
+            lines += ["Errors seen: " + "; ".join(seen[:8]), ""]
+    if training:
+        base, busy = training
+        runs = [r["seconds"] for r in busy.rows if r["kind"] == "training run" and not r["error"]]
+        lines += [
+            f"## One student trains a deep LVM while {base.students} others work",
+            "",
+            "The extra student presses Train on the deep-LVM page (the page's defaults: two moons, ELBO, 2,000 steps, "
+            "then the exact held-out log-likelihood) and presses it again as soon as a run finishes, for the whole "
+            f"window: {len(runs)} training runs of {cell(runs)} s (median / p95). The others replay exactly the "
+            "same moves as without the trainer (same seeds).",
+            "",
+            "| others' latency | without training | with training | ratio of medians |",
+            "|---|---:|---:|---:|",
+        ]
+        ratios = {}
+        for kind in KINDS:
+            a, b = base.seconds(kind), busy.seconds(kind)
+            if a and b:
+                ratios[kind] = statistics.median(b) / statistics.median(a)
+                lines.append(f"| {kind} | {cell(a)} | {cell(b)} | {ratios[kind]:.2f}x |")
+        every = [x for k in KINDS for x in base.seconds(k)], [x for k in KINDS for x in busy.seconds(k)]
+        overall = statistics.median(every[1]) / statistics.median(every[0])
+        lines += [
+            f"| all interactions | {cell(every[0])} | {cell(every[1])} | **{overall:.2f}x** |",
+            "",
+            f"Target: training raises the others' median latency by less than {TRAINING_TARGET_RATIO:g}x: "
+            f"**{'met' if overall < TRAINING_TARGET_RATIO else 'missed'}** ({overall:.2f}x over all interactions; "
+            f"server CPU {100 * base.monitor.cpu_s / base.monitor.seconds:.0f}% -> "
+            f"{100 * busy.monitor.cpu_s / busy.monitor.seconds:.0f}% of a core; load average "
+            f"{busy.load[0]:.1f} -> {busy.load[1]:.1f}).",
+            "",
+        ]
+    if nginx:
+        lines += [
+            f"## Several processes behind nginx (`scripts/serve_class.sh N`, process i pinned to core i mod {cores})",
+            "",
+            "| processes | students | estimator sliders | mixture sliders | all interactions | reruns/s | servers' CPU "
+            "(% of one core) | peak RSS per process (MiB) | errors | load average |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in nginx:
+            every = [x for k in KINDS for x in r.seconds(k)]
+            lines.append(
+                f"| {r.processes} | {r.students} | {cell(r.seconds('estimator slider'))} | "
+                f"{cell(r.seconds('mixture slider'))} | {cell(every)} | {r.reruns_per_s():.1f} | "
+                f"{100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | {r.monitor.hwm / 2**20:.0f} | {len(r.errors())} | "
+                f"{r.load[0]:.1f} -> {r.load[1]:.1f} |")
+        lines += [
+            "",
+            f"On this {cores}-core machine the generator shares a core with the last process, so N = {cores} is a "
+            "lower bound on what N processes give where each has a core of its own.",
+            "",
+        ]
+    if browser:
+        lines += [
+            f"## {browser['n']} Chromium sessions (browser side)",
+            "",
+            f"Server pinned to core 0, Chromium (one browser, a context per session) to core {cores - 1}. Each "
+            "session moves one slider by the keyboard (estimating: q's location, a fragment rerun; mixtures: K, a "
+            "full rerun) with the same think times; seconds from the key press until the page reports its script "
+            f"finished. Server CPU {browser['server_cpu_pct']:.0f}% of a core, Chromium "
+            f"{browser['browser_cpu_pct']:.0f}%; load average {browser['load'][0]:.1f} -> {browser['load'][1]:.1f}.",
+            "",
+            "| slider | moves | median / p95 (s) |",
+            "|---|---:|---:|",
+        ]
+        for kind in sorted({r["kind"] for r in browser["rows"]}):
+            values = [r["seconds"] for r in browser["rows"] if r["kind"] == kind]
+            lines.append(f"| {kind} | {len(values)} | {cell(values)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", default="10,30,100", help="class sizes for one process (default 10,30,100)")
+    parser.add_argument("--window", type=float, default=90.0, help="seconds measured per scenario")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which students open their first page")
+    parser.add_argument("--processes", type=int, default=os.cpu_count(), help="N for the nginx comparison")
+    parser.add_argument("--nginx-students", type=int, default=100)
+    parser.add_argument("--no-search", action="store_true", help="do not refine the class size between sizes")
+    parser.add_argument("--skip", default="", help="comma list of: single, training, nginx, browser")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="20 s windows, 5 s ramp, no search (a smoke run)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.window, args.ramp, args.no_search = 20.0, 5.0, True
+    skip = set(filter(None, args.skip.split(",")))
+    cores = os.cpu_count() or 1
+    server_core = 0 if cores > 1 else None
+    if cores > 1:  # the generator (and the browsers it starts) on the last core, the server on core 0
+        os.sched_setaffinity(0, {cores - 1})
+    started = datetime.datetime.now()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    sizes = [int(s) for s in args.students.split(",")]
+    single, training, nginx, browser = [], None, [], None
+
+    def scenario(n: int, with_trainer: bool = False) -> Result:
+        with one_process(server_core, log_dir) as (url, pids):
+            name = "one process + trainer" if with_trainer else "one process"
+            return run_scenario(name, url, pids, n, args.ramp, args.window, args.seed, with_trainer=with_trainer)
+
+    if "single" not in skip:
+        single = [scenario(n) for n in sizes]
+        while not args.no_search:  # refine: halve the gap between the largest size met and the smallest missed
+            held = [r.students for r in single if meets_target(r)]
+            missed = [r.students for r in single if not meets_target(r) and (not held or r.students > max(held))]
+            if not held or not missed or min(missed) - max(held) <= 10:
+                break
+            single.append(scenario(int(round((max(held) + min(missed)) / 2, -1))))
+            single.sort(key=lambda r: r.students)
+    if "training" not in skip:
+        base = next((r for r in single if r.students == 30), None) or scenario(30)
+        training = (base, scenario(30, with_trainer=True))
+    if "nginx" not in skip and shutil.which("nginx"):
+        for n in sorted({1, args.processes}):
+            with behind_nginx(n, log_dir) as (url, pids):
+                nginx.append(run_scenario("behind nginx", url, pids, args.nginx_students, args.ramp, args.window,
+                                          args.seed, processes=n))
+    if "browser" not in skip and Path(CHROMIUM).exists():
+        with one_process(server_core, log_dir) as (url, pids):
+            browser = run_browser_scenario(url, pids, 5, args.ramp, args.window, args.seed)
+
+    text = report(single, training, nginx, browser, args, started)
+    print()
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(f"written to {args.out}; server logs in {log_dir}")
+
+
+if __name__ == "__main__":
+    main()
