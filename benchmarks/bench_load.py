@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime
+import math
 import os
 import platform
 import random
@@ -62,9 +64,11 @@ KINDS = ["estimator slider", "mixture slider", "home slider", "deep-LVM z slider
 TARGET_KINDS = ("estimator slider", "mixture slider")
 TARGET_P95_S = 1.0
 TRAINING_TARGET_RATIO = 2.0
+SETTLE_S = 5.0  # seconds between the last student's first page and the window's start
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+PRIORITY_NICE = -10  # --priority: the generator and everything it starts run at this niceness, ahead of other work
 SERVER_ARGS = ["--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
 
 
@@ -95,13 +99,18 @@ def nudge(widget, rng: random.Random):
 
 @dataclass
 class Log:
-    """interactions of one scenario: one dict per interaction"""
+    """interactions of one scenario (one dict each), the scenario's clock and its measurement window"""
 
     t0: float = field(default_factory=time.perf_counter)
     rows: list[dict] = field(default_factory=list)
+    window: tuple[float, float] = (math.inf, math.inf)  # set once every student has opened a page
+    opened: int = 0  # students whose first page has arrived
 
     def clock(self) -> float:
         return time.perf_counter() - self.t0
+
+    def over(self) -> bool:
+        return self.clock() >= self.window[1]
 
     def add(self, student: int, page: str, kind: str, key: str, start: float, run=None, error: str = "") -> None:
         if run is not None and not error:
@@ -114,19 +123,22 @@ class Log:
                           "bytes": run.received_bytes if run is not None else 0, "error": error})
 
 
-async def student(i: int, url: str, log: Log, stop_at: float, seed: int) -> None:
-    """one student: open a page, move its sliders MOVES_PER_PAGE times, go to the next page, until stop_at"""
+async def student(i: int, url: str, log: Log, seed: int) -> None:
+    """one student: open a page, move its sliders MOVES_PER_PAGE times, go to the next page, until the window ends"""
     rng = random.Random(seed * 100_003 + i)
     pages = PAGES[i % len(PAGES):] + PAGES[: i % len(PAGES)]
     session = Session(url)
     page = pages[0]
     try:
         start = log.clock()
-        log.add(i, page, "page open", "", start, await session.open(page))
+        try:
+            log.add(i, page, "page open", "", start, await session.open(page, timeout=600))
+        finally:
+            log.opened += 1
         for visit in range(1, 10**6):
             for _ in range(MOVES_PER_PAGE):
                 await asyncio.sleep(rng.uniform(*THINK_S))
-                if log.clock() >= stop_at:
+                if log.over():
                     return
                 key, kind = rng.choice(page_moves(page))
                 if key not in session.widgets:
@@ -139,7 +151,7 @@ async def student(i: int, url: str, log: Log, stop_at: float, seed: int) -> None
                     run = await session.set_value(key, nudge(session.widgets[key], rng))
                 log.add(i, page, kind, key, start, run)
             await asyncio.sleep(rng.uniform(*THINK_S))
-            if log.clock() >= stop_at:
+            if log.over():
                 return
             page = pages[visit % len(pages)]
             start = log.clock()
@@ -151,13 +163,14 @@ async def student(i: int, url: str, log: Log, stop_at: float, seed: int) -> None
             await session.close()
 
 
-async def trainer(url: str, log: Log, start_at: float, stop_at: float) -> None:
+async def trainer(url: str, log: Log) -> None:
     """one student on the deep-LVM page pressing Train again as soon as each training run has finished"""
     session = Session(url)
     try:
-        await session.open("deep-lvm")
-        await asyncio.sleep(max(0.0, start_at - log.clock()))
-        while log.clock() < stop_at:
+        await session.open("deep-lvm", timeout=600)
+        while log.clock() < log.window[0]:
+            await asyncio.sleep(0.1)
+        while not log.over():
             start = log.clock()
             log.add(-1, "deep-lvm", "training run", "dl_train", start, await session.click("dl_train", timeout=900))
     finally:
@@ -238,7 +251,8 @@ def one_process(core: int | None, log_dir: Path):
 
 @contextlib.contextmanager
 def behind_nginx(n: int, log_dir: Path):
-    """scripts/serve_class.sh n (processes pinned one per core) on free ports; yields (nginx url, streamlit pids)"""
+    """scripts/serve_class.sh n (processes pinned one per core) on free ports; yields (nginx url, streamlit pids,
+    [nginx master pid])"""
     port, base = free_ports(1), free_ports(n)
     run_dir = log_dir / f"class-{n}-{port}"
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", BASE_PORT=str(base), PIN="1", RUN_DIR=str(run_dir),
@@ -249,7 +263,7 @@ def behind_nginx(n: int, log_dir: Path):
         for i in range(n):
             asyncio.run(warm(f"http://127.0.0.1:{base + i}"))
         pids = [int((run_dir / f"streamlit-{base + i}.pid").read_text()) for i in range(n)]
-        yield f"http://127.0.0.1:{port}", pids
+        yield f"http://127.0.0.1:{port}", pids, [int((run_dir / "nginx.pid").read_text())]
     finally:
         subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
 
@@ -258,8 +272,9 @@ class Monitor:
     """the server processes between start() and stop(): CPU time, peak RSS (the sum, sampled every 0.2 s, and each
     process's own high-water mark), and how long their threads waited for a CPU that other work held"""
 
-    def __init__(self, pids: list[int]):
+    def __init__(self, pids: list[int], helpers: list[int] = ()):
         self.processes = [psutil.Process(pid) for pid in pids]
+        self.helpers = [psutil.Process(pid) for pid in helpers]  # nginx: ours, but not a Streamlit server
         self.peak_rss = 0
         self._waits: dict[int, float] = {}
         self._stop = threading.Event()
@@ -267,6 +282,13 @@ class Monitor:
 
     def cpu(self) -> float:
         return sum(p.cpu_times().user + p.cpu_times().system for p in self.processes)
+
+    def helpers_cpu(self) -> float:
+        total = 0.0
+        for p in self.helpers:
+            with contextlib.suppress(psutil.Error):
+                total += sum(c.cpu_times().user + c.cpu_times().system for c in [p, *p.children()])
+        return total
 
     def run_delays(self) -> dict[int, float]:
         """seconds each thread has spent runnable but waiting for a CPU (/proc/<pid>/task/<tid>/schedstat)"""
@@ -285,13 +307,18 @@ class Monitor:
             self._waits.update(self.run_delays())
 
     def start(self) -> None:
-        self.cpu0, self.own0, self.t0 = self.cpu(), _own_cpu(), time.perf_counter()
+        self.cpu0, self.own0, self.busy0, self.t0 = self.cpu(), _own_cpu(), _machine_busy(), time.perf_counter()
+        self.helpers0 = self.helpers_cpu()
         self._waits0 = self.run_delays()
         self._thread.start()
 
     def stop(self) -> None:
         self.seconds = time.perf_counter() - self.t0
         self.cpu_s, self.own_cpu_s = self.cpu() - self.cpu0, _own_cpu() - self.own0
+        self.helpers_cpu_s = self.helpers_cpu() - self.helpers0
+        # what the rest of the machine did meanwhile: busy CPU time of all cores minus the servers, nginx and the
+        # generator with everything it started (browsers)
+        self.others_cpu_s = max(0.0, _machine_busy() - self.busy0 - self.cpu_s - self.own_cpu_s - self.helpers_cpu_s)
         self._stop.set()
         self._thread.join()
         self._waits.update(self.run_delays())
@@ -307,8 +334,21 @@ class Monitor:
 
 
 def _own_cpu() -> float:
+    """CPU seconds of this process and of everything it started that is not a monitored server"""
     t = psutil.Process().cpu_times()
-    return t.user + t.system
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "streamlit" not in " ".join(child.cmdline()):
+                c = child.cpu_times()
+                total += c.user + c.system
+    return total
+
+
+def _machine_busy() -> float:
+    """busy CPU seconds of all cores since boot (/proc/stat: everything but idle and iowait)"""
+    fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _vm_hwm(pid: int) -> int:
@@ -349,42 +389,47 @@ class Result:
 
 
 def run_scenario(name: str, url: str, pids: list[int], students: int, ramp: float, window: float, seed: int,
-                 processes: int = 1, with_trainer: bool = False) -> Result:
-    """students open their first page spread over `ramp` seconds; interactions starting in the next `window` count"""
+                 processes: int = 1, with_trainer: bool = False, helpers: list[int] = ()) -> Result:
+    """Students open their first page spread over `ramp` seconds. The window starts when all of them have it (the
+    opening burst is reported on its own) and the interactions that start in the next `window` seconds count."""
     load_before = os.getloadavg()[0]
     log, lag = Log(), []
-    monitor = Monitor(pids)
+    monitor = Monitor(pids, helpers)
 
     async def main() -> None:
         stop = asyncio.Event()
         lag_task = asyncio.create_task(loop_lag(lag, stop))
-        stop_at = ramp + window
 
         async def later(i: int) -> None:
             await asyncio.sleep(ramp * i / students)
-            await student(i, url, log, stop_at, seed)
+            await student(i, url, log, seed)
 
         async def measure() -> None:
             await asyncio.sleep(ramp)
+            while log.opened < students:
+                await asyncio.sleep(0.1)
+            start = log.clock() + SETTLE_S
+            log.window = (start, start + window)
+            await asyncio.sleep(SETTLE_S)
             monitor.start()
             await asyncio.sleep(window)
             monitor.stop()
 
         tasks = [later(i) for i in range(students)] + [measure()]
         if with_trainer:
-            tasks.append(trainer(url, log, ramp, stop_at))
+            tasks.append(trainer(url, log))
         await asyncio.gather(*tasks)
         stop.set()
         await lag_task
 
     print(f"  {name}: {students} students, {processes} process(es), window {window:.0f} s ...", flush=True)
     asyncio.run(main())
-    result = Result(name, students, processes, log.rows, (ramp, ramp + window), monitor, lag,
-                    (load_before, os.getloadavg()[0]))
+    result = Result(name, students, processes, log.rows, log.window, monitor, lag, (load_before, os.getloadavg()[0]))
     target = " / ".join(f"{k} p95 {_q(result.seconds(k), 95):.2f} s" for k in TARGET_KINDS)
     print(f"    {result.reruns_per_s():.1f} reruns/s, {target}, server CPU {100 * monitor.cpu_s / window:.0f}% "
           f"of a core (waiting for a CPU {100 * monitor.waiting_share():.0f}% of its runnable time), "
-          f"{len(result.errors())} errors", flush=True)
+          f"{len(result.errors())} errors; other work kept {monitor.others_cpu_s / window:.1f} cores busy",
+          flush=True)
     return result
 
 
@@ -449,82 +494,86 @@ _DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 BROWSER_SLIDERS = {"estimating": "location μ1", "mixtures": "Components K"}
 
 
-async def browser_students(url: str, n: int, ramp: float, window: float, seed: int) -> list[dict]:
-    """n Chromium tabs (one browser, a context each) moving a slider by the keyboard; browser-side seconds from the
-    key press until the app reports its script finished"""
+def _children_cpu() -> dict[int, float]:
+    """CPU seconds of every process this one started (Chromium's processes, under Playwright's driver)"""
+    out = {}
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = child.cpu_times()
+            out[child.pid] = t.user + t.system
+    return out
+
+
+def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window: float, seed: int) -> dict:
+    """n Chromium tabs (one browser, a context each) moving a slider by the keyboard: browser-side seconds from the
+    key press until the page reports its script finished. The window starts once every tab has drawn its page."""
     from playwright.async_api import async_playwright
 
-    rows: list[dict] = []
-    t0 = time.perf_counter()
+    monitor, log = Monitor(pids), Log()
+    load_before = os.getloadavg()[0]
+    cpu: dict[str, dict[int, float]] = {}
 
-    async def tab(browser, i: int, stop_at: float) -> None:
+    async def tab(browser, i: int) -> None:
         rng = random.Random(seed * 7 + i)
         page_name = "estimating" if i % 2 == 0 else "mixtures"
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         page = await context.new_page()
+        page.set_default_timeout(600_000)  # a busy machine: never give up on the page first
         await asyncio.sleep(ramp * i / n)
-        await page.goto(f"{url}/{page_name}", timeout=180_000)
-        await page.wait_for_selector(_DONE, timeout=180_000)
         slider = page.get_by_role("slider", name=BROWSER_SLIDERS[page_name])
-        while time.perf_counter() - t0 < stop_at:
+        try:
+            await page.goto(f"{url}/{page_name}")
+            await slider.wait_for()  # the page has drawn its widgets ...
+            await page.wait_for_selector(_DONE)  # ... and its script has finished
+        finally:
+            log.opened += 1
+        while True:
             await asyncio.sleep(rng.uniform(*THINK_S))
+            if log.over():
+                break
             await page.evaluate(_WATCH_STATE)
-            start = await page.evaluate("() => performance.now()")
-            started = time.perf_counter() - t0
+            start, started = await page.evaluate("() => performance.now()"), log.clock()
             await slider.press(rng.choice(("ArrowRight", "ArrowLeft")))
-            await page.wait_for_function(
-                "() => window.__states.some(s => s[0] === 'notRunning')", timeout=120_000)
+            await page.wait_for_function("() => window.__states.some(s => s[0] === 'notRunning')")
             end = await page.evaluate("() => window.__states.filter(s => s[0] === 'notRunning').pop()[1]")
-            rows.append({"student": i, "kind": f"{page_name} slider (browser)", "start": started,
-                         "seconds": (end - start) / 1000, "error": ""})
+            log.rows.append({"student": i, "kind": f"{page_name} slider (browser)", "start": started,
+                             "seconds": (end - start) / 1000, "error": ""})
         await context.close()
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        await asyncio.gather(*(tab(browser, i, ramp + window) for i in range(n)))
-        await browser.close()
-    return rows
-
-
-def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window: float, seed: int) -> dict:
-    monitor = Monitor(pids)
-    load_before = os.getloadavg()[0]
-    me = psutil.Process()
-    browsers_cpu = {}  # chromium processes seen: pid -> last CPU seconds (they may exit before the end)
-    sampling = threading.Event()
-
-    def sample_browsers() -> None:
-        while not sampling.wait(0.5):
-            for child in me.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    times = child.cpu_times()
-                    browsers_cpu[child.pid] = times.user + times.system
-
-    def in_window() -> None:
-        time.sleep(ramp)
+    async def measure() -> None:
+        while log.opened < n:
+            await asyncio.sleep(0.1)
+        start = log.clock() + SETTLE_S
+        log.window = (start, start + window)
+        await asyncio.sleep(SETTLE_S)
         monitor.start()
-        sample_browsers_start.update(browsers_cpu)
-        time.sleep(window)
+        cpu["start"] = _children_cpu()
+        await asyncio.sleep(window)
+        cpu["end"] = _children_cpu()
         monitor.stop()
-        sample_browsers_end.update(browsers_cpu)
 
-    sample_browsers_start, sample_browsers_end = {}, {}
-    threads = [threading.Thread(target=sample_browsers, daemon=True), threading.Thread(target=in_window, daemon=True)]
-    for thread in threads:
-        thread.start()
+    async def main() -> None:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            await asyncio.gather(measure(), *(tab(browser, i) for i in range(n)))
+            await browser.close()
+
     print(f"  browsers: {n} Chromium sessions, window {window:.0f} s ...", flush=True)
-    rows = asyncio.run(browser_students(url, n, ramp, window, seed))
-    sampling.set()
-    for thread in threads:
-        thread.join()
-    rows = [r for r in rows if ramp <= r["start"] < ramp + window]
-    browser_cpu = sum(v - sample_browsers_start.get(pid, 0.0) for pid, v in sample_browsers_end.items())
+    asyncio.run(main())
+    rows = [r for r in log.rows if log.window[0] <= r["start"] < log.window[1]]
+    browser_cpu = sum(v - cpu["start"].get(pid, 0.0) for pid, v in cpu["end"].items())
     return {"rows": rows, "server_cpu_pct": 100 * monitor.cpu_s / monitor.seconds,
-            "browser_cpu_pct": 100 * browser_cpu / monitor.seconds, "load": (load_before, os.getloadavg()[0]),
-            "n": n, "window": window}
+            "server_waiting": monitor.waiting_share(), "browser_cpu_pct": 100 * browser_cpu / monitor.seconds,
+            "load": (load_before, os.getloadavg()[0]), "n": n, "window": window,
+            "others": monitor.others_cpu_s / monitor.seconds}
 
 
 # ------------------------------------------------------------------------------------------------- the report
+
+
+def meanwhile(monitor: Monitor, load: tuple[float, float]) -> str:
+    """what other work did on the machine during the window: the cores it kept busy, and the load average"""
+    return f"{monitor.others_cpu_s / monitor.seconds:.1f}; {load[0]:.1f} -> {load[1]:.1f}"
 
 
 def cell(values: list[float]) -> str:
@@ -533,8 +582,23 @@ def cell(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} / {_q(values, 95):.2f}"
 
 
+def saturation(costs: dict[str, dict[str, list[float]]]) -> tuple[float, float]:
+    """(mean server CPU seconds per interaction of the student mix, students that keep one core fully busy)
+
+    A student visits the pages in turn: on each, MOVES_PER_PAGE moves (each widget of the page equally likely), then
+    a page switch, each after a think time; so one core saturates at mean think time / mean CPU per interaction."""
+    weights: dict[str, float] = collections.Counter()
+    for page in PAGES:
+        moves = page_moves(page)
+        for _, kind in moves:
+            weights[kind] += MOVES_PER_PAGE / len(moves)
+        weights["page switch"] += 1
+    mean_cpu = sum(w * statistics.mean(costs[k]["cpu"]) for k, w in weights.items()) / sum(weights.values())
+    return mean_cpu, statistics.mean(THINK_S) / mean_cpu
+
+
 def report(single: list[Result], training: tuple[Result, Result] | None, nginx: list[Result], browser: dict | None,
-           args, started: datetime.datetime) -> str:
+           args, started: datetime.datetime, costs: dict | None = None) -> str:
     cores = os.cpu_count()
     lines = [
         "# Load: a class against the app",
@@ -542,7 +606,9 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
         f"Measured {started:%Y-%m-%d %H:%M} on {platform.machine()}, {cores} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()} "
         f"(`python benchmarks/bench_load.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`). "
-        "Load averages (1 min) before and after each scenario are in its row: other work shares this machine.",
+        "Load averages (1 min) before and after each scenario are in its row: other work shares this machine; "
+        + (f"the generator, the servers and the browsers ran at niceness {PRIORITY_NICE} (`--priority`), ahead of it."
+           if args.priority else "everything ran at normal priority beside it."),
         "",
         "Each simulated student is a WebSocket client speaking Streamlit's own protocol (`benchmarks/load_client.py`):"
         f" it opens a page, moves that page's sliders {MOVES_PER_PAGE} times with a think time drawn uniformly from "
@@ -550,10 +616,30 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
         "(students start on different pages). A move is 1-5% of the slider's range from where it is, so most "
         "values are new and the page recomputes. Latency: seconds from the widget change sent to `script_finished` "
         f"received (the rerun plus a loopback round trip). Students open their first page over {args.ramp:g} s; "
-        f"the figures count the interactions that start in the next {args.window:g} s, on a fresh server warmed by "
-        "one visit to every page. Cells: median / p95 in seconds.",
+        f"{SETTLE_S:g} s after the last of them has it, the figures count the interactions that start in the next "
+        f"{args.window:g} s, on a fresh server warmed by one visit to every page. Cells: median / p95 in seconds.",
         "",
     ]
+    if costs:
+        mean_cpu, students = saturation(costs)
+        lines += [
+            "## What each interaction costs the server",
+            "",
+            f"One student alone, every kind of interaction {args.cost_repeats} times per widget. "
+            "CPU is the server's CPU seconds per interaction: other work on the machine stretches latency but hardly "
+            "CPU time, so this table holds on a shared machine.",
+            "",
+            "| interaction | server CPU, mean (s) | latency alone, median (s) |",
+            "|---|---:|---:|",
+            *[f"| {k} | {statistics.mean(costs[k]['cpu']):.3f} | {statistics.median(costs[k]['seconds']):.3f} |"
+              for k in KINDS if k in costs],
+            "",
+            f"The student mix above costs **{mean_cpu:.3f} s of server CPU per interaction**; with a think time of "
+            f"{statistics.mean(THINK_S):g} s on average, **{students:.0f} students keep one core fully busy**. A "
+            "process uses about one core (Python runs one script thread at a time; torch runs on one thread), so "
+            "latency grows steeply well before that: the measured class size below is the one to plan with.",
+            "",
+        ]
     if single:
         lines += [
             f"## One process, one core (server pinned to core 0, the generator to core {cores - 1})",
@@ -563,13 +649,13 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
         ]
         for kind in KINDS:
             lines.append(f"| {kind} | " + " | ".join(cell(r.seconds(kind)) for r in single) + " |")
-        lines.append("| page open (first load, during the ramp) | " + " | ".join(
+        lines.append(f"| page open (all students within {args.ramp:g} s, before the window) | " + " | ".join(
             cell([x["seconds"] for x in r.rows if x["kind"] == "page open" and not x["error"]]) for r in single)
             + " |")
         lines += [
             "",
             "| students | reruns/s | server CPU (% of one core) | server waiting for a CPU | server peak RSS (MiB) "
-            "| generator loop lag p95 (ms) | errors | target met | load average |",
+            "| generator loop lag p95 (ms) | errors | target met | other work (cores busy); load average |",
             "|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for r in single:
@@ -577,7 +663,7 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
                 f"| {r.students} | {r.reruns_per_s():.1f} | {100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | "
                 f"{100 * r.monitor.waiting_share():.0f}% | {r.monitor.hwm / 2**20:.0f} | {1000 * _q(r.lag, 95):.0f} | "
                 f"{len(r.errors())} | "
-                f"{'yes' if meets_target(r) else 'no'} | {r.load[0]:.1f} -> {r.load[1]:.1f} |")
+                f"{'yes' if meets_target(r) else 'no'} | {meanwhile(r.monitor, r.load)} |")
         held = [r.students for r in single if meets_target(r)]
         missed = [r.students for r in single if not meets_target(r)]
         lines += [
@@ -622,8 +708,9 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
             f"Target: training raises the others' median latency by less than {TRAINING_TARGET_RATIO:g}x: "
             f"**{'met' if overall < TRAINING_TARGET_RATIO else 'missed'}** ({overall:.2f}x over all interactions; "
             f"server CPU {100 * base.monitor.cpu_s / base.monitor.seconds:.0f}% -> "
-            f"{100 * busy.monitor.cpu_s / busy.monitor.seconds:.0f}% of a core; load average "
-            f"{busy.load[0]:.1f} -> {busy.load[1]:.1f}).",
+            f"{100 * busy.monitor.cpu_s / busy.monitor.seconds:.0f}% of a core; other work kept "
+            f"{base.monitor.others_cpu_s / base.monitor.seconds:.1f} and "
+            f"{busy.monitor.others_cpu_s / busy.monitor.seconds:.1f} cores busy).",
             "",
         ]
     if nginx:
@@ -631,16 +718,18 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
             f"## Several processes behind nginx (`scripts/serve_class.sh N`, process i pinned to core i mod {cores})",
             "",
             "| processes | students | estimator sliders | mixture sliders | all interactions | reruns/s | servers' CPU "
-            "(% of one core) | peak RSS per process (MiB) | errors | load average |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "(% of one core) | nginx CPU (%) | peak RSS per process (MiB) | errors | other work (cores busy); load "
+            "average |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in nginx:
             every = [x for k in KINDS for x in r.seconds(k)]
             lines.append(
                 f"| {r.processes} | {r.students} | {cell(r.seconds('estimator slider'))} | "
                 f"{cell(r.seconds('mixture slider'))} | {cell(every)} | {r.reruns_per_s():.1f} | "
-                f"{100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | {r.monitor.hwm / 2**20:.0f} | {len(r.errors())} | "
-                f"{r.load[0]:.1f} -> {r.load[1]:.1f} |")
+                f"{100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | "
+                f"{100 * r.monitor.helpers_cpu_s / r.monitor.seconds:.0f} | {r.monitor.hwm / 2**20:.0f} | "
+                f"{len(r.errors())} | {meanwhile(r.monitor, r.load)} |")
         lines += [
             "",
             f"On this {cores}-core machine the generator shares a core with the last process, so N = {cores} is a "
@@ -654,8 +743,10 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
             f"Server pinned to core 0, Chromium (one browser, a context per session) to core {cores - 1}. Each "
             "session moves one slider by the keyboard (estimating: q's location, a fragment rerun; mixtures: K, a "
             "full rerun) with the same think times; seconds from the key press until the page reports its script "
-            f"finished. Server CPU {browser['server_cpu_pct']:.0f}% of a core, Chromium "
-            f"{browser['browser_cpu_pct']:.0f}%; load average {browser['load'][0]:.1f} -> {browser['load'][1]:.1f}.",
+            f"finished. Server CPU {browser['server_cpu_pct']:.0f}% of a core (waiting for a CPU "
+            f"{100 * browser['server_waiting']:.0f}% of its runnable time), Chromium {browser['browser_cpu_pct']:.0f}% "
+            f"of a core; other work kept {browser['others']:.1f} cores busy, load average "
+            f"{browser['load'][0]:.1f} -> {browser['load'][1]:.1f}.",
             "",
             "| slider | moves | median / p95 (s) |",
             "|---|---:|---:|",
@@ -678,28 +769,37 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count(), help="N for the nginx comparison")
     parser.add_argument("--nginx-students", type=int, default=100)
     parser.add_argument("--no-search", action="store_true", help="do not refine the class size between sizes")
-    parser.add_argument("--skip", default="", help="comma list of: single, training, nginx, browser")
+    parser.add_argument("--skip", default="", help="comma list of: costs, single, training, nginx, browser")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20 s windows, 5 s ramp, no search (a smoke run)")
+    parser.add_argument("--priority", action="store_true",
+                        help=f"run server, nginx and generator at niceness {PRIORITY_NICE} (root): on a machine "
+                             "shared with other work, measures the app rather than the neighbours")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.md"))
     args = parser.parse_args()
+    args.cost_repeats = 5
     if args.quick:
-        args.window, args.ramp, args.no_search = 20.0, 5.0, True
+        args.window, args.ramp, args.no_search, args.cost_repeats = 20.0, 5.0, True, 2
     skip = set(filter(None, args.skip.split(",")))
     cores = os.cpu_count() or 1
     server_core = 0 if cores > 1 else None
     if cores > 1:  # the generator (and the browsers it starts) on the last core, the server on core 0
         os.sched_setaffinity(0, {cores - 1})
+    if args.priority:  # inherited by every server, nginx and browser started below
+        os.nice(PRIORITY_NICE)
     started = datetime.datetime.now()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     sizes = [int(s) for s in args.students.split(",")]
-    single, training, nginx, browser = [], None, [], None
+    single, training, nginx, browser, costs = [], None, [], None, None
 
     def scenario(n: int, with_trainer: bool = False) -> Result:
         with one_process(server_core, log_dir) as (url, pids):
             name = "one process + trainer" if with_trainer else "one process"
             return run_scenario(name, url, pids, n, args.ramp, args.window, args.seed, with_trainer=with_trainer)
 
+    if "costs" not in skip:
+        with one_process(server_core, log_dir) as (url, pids):
+            costs = solo_costs(url, pids[0], args.cost_repeats, args.seed)
     if "single" not in skip:
         single = [scenario(n) for n in sizes]
         while not args.no_search:  # refine: halve the gap between the largest size met and the smallest missed
@@ -714,14 +814,14 @@ def main() -> None:
         training = (base, scenario(30, with_trainer=True))
     if "nginx" not in skip and shutil.which("nginx"):
         for n in sorted({1, args.processes}):
-            with behind_nginx(n, log_dir) as (url, pids):
+            with behind_nginx(n, log_dir) as (url, pids, helpers):
                 nginx.append(run_scenario("behind nginx", url, pids, args.nginx_students, args.ramp, args.window,
-                                          args.seed, processes=n))
+                                          args.seed, processes=n, helpers=helpers))
     if "browser" not in skip and Path(CHROMIUM).exists():
         with one_process(server_core, log_dir) as (url, pids):
             browser = run_browser_scenario(url, pids, 5, args.ramp, args.window, args.seed)
 
-    text = report(single, training, nginx, browser, args, started)
+    text = report(single, training, nginx, browser, args, started, costs)
     print()
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
