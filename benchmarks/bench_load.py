@@ -65,6 +65,7 @@ TARGET_KINDS = ("estimator slider", "mixture slider")
 TARGET_P95_S = 1.0
 TRAINING_TARGET_RATIO = 2.0
 SETTLE_S = 5.0  # seconds between the last student's first page and the window's start
+TIMEOUT_S = 600.0  # a rerun slower than this counts as a failed student (an overloaded server is still measured)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -132,7 +133,7 @@ async def student(i: int, url: str, log: Log, seed: int) -> None:
     try:
         start = log.clock()
         try:
-            log.add(i, page, "page open", "", start, await session.open(page, timeout=600))
+            log.add(i, page, "page open", "", start, await session.open(page, timeout=TIMEOUT_S))
         finally:
             log.opened += 1
         for visit in range(1, 10**6):
@@ -146,16 +147,16 @@ async def student(i: int, url: str, log: Log, seed: int) -> None:
                     continue
                 start = log.clock()
                 if kind.endswith("button"):
-                    run = await session.click(key)
+                    run = await session.click(key, timeout=TIMEOUT_S)
                 else:
-                    run = await session.set_value(key, nudge(session.widgets[key], rng))
+                    run = await session.set_value(key, nudge(session.widgets[key], rng), timeout=TIMEOUT_S)
                 log.add(i, page, kind, key, start, run)
             await asyncio.sleep(rng.uniform(*THINK_S))
             if log.over():
                 return
             page = pages[visit % len(pages)]
             start = log.clock()
-            log.add(i, page, "page switch", page, start, await session.switch_page(page))
+            log.add(i, page, "page switch", page, start, await session.switch_page(page, timeout=TIMEOUT_S))
     except Exception as exc:  # noqa: BLE001 - a failed student is a result (counted as an error), not a crash
         log.add(i, page, "failure", "", log.clock(), error=f"{type(exc).__name__}: {exc}")
     finally:
@@ -167,12 +168,13 @@ async def trainer(url: str, log: Log) -> None:
     """one student on the deep-LVM page pressing Train again as soon as each training run has finished"""
     session = Session(url)
     try:
-        await session.open("deep-lvm", timeout=600)
+        await session.open("deep-lvm", timeout=TIMEOUT_S)
         while log.clock() < log.window[0]:
             await asyncio.sleep(0.1)
         while not log.over():
             start = log.clock()
-            log.add(-1, "deep-lvm", "training run", "dl_train", start, await session.click("dl_train", timeout=900))
+            run = await session.click("dl_train", timeout=TIMEOUT_S)
+            log.add(-1, "deep-lvm", "training run", "dl_train", start, run)
     finally:
         await session.close()
 
@@ -221,9 +223,9 @@ def wait_healthy(url: str, timeout: float = 180) -> None:
 async def warm(url: str) -> None:
     """one visit to every page: the first run imports torch and plotly and fills the shared caches"""
     session = Session(url)
-    await session.open(PAGES[0], timeout=300)
+    await session.open(PAGES[0], timeout=TIMEOUT_S)
     for page in PAGES[1:]:
-        await session.switch_page(page, timeout=300)
+        await session.switch_page(page, timeout=TIMEOUT_S)
     await session.close()
 
 

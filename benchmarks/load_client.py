@@ -163,6 +163,8 @@ class Session:
             state.string_value = str(value)
         elif widget.kind == "button_group":
             state.string_array_value.data[:] = [str(value)]
+        elif widget.kind == "number_input" and widget.proto.data_type == type(widget.proto).INT:
+            state.int_value = int(value)
         elif widget.kind == "number_input":
             state.double_value = float(value)
         else:
