@@ -209,6 +209,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def prioritise(pid: int) -> None:
+    """With --priority: put a process (and its session's other processes) ahead of other work on the machine. Linux
+    schedules sessions as groups (autogroup) and weighs the groups by the group's niceness, not the processes'."""
+    os.setpriority(os.PRIO_PROCESS, pid, PRIORITY_NICE)
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(PRIORITY_NICE))
+
+
 def wait_healthy(url: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -230,13 +238,15 @@ async def warm(url: str) -> None:
 
 
 @contextlib.contextmanager
-def one_process(core: int | None, log_dir: Path):
+def one_process(core: int | None, log_dir: Path, priority: bool = False):
     """`streamlit run app.py` on a free port, pinned to `core` (taskset); yields (url, [pid])"""
     port = free_ports(1)
     pin = ["taskset", "-c", str(core)] if core is not None else []
     command = [*pin, sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), *SERVER_ARGS]
     with open(log_dir / f"streamlit-{port}.log", "w") as out:
         process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    if priority:
+        prioritise(process.pid)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
@@ -252,7 +262,7 @@ def one_process(core: int | None, log_dir: Path):
 
 
 @contextlib.contextmanager
-def behind_nginx(n: int, log_dir: Path):
+def behind_nginx(n: int, log_dir: Path, priority: bool = False):
     """scripts/serve_class.sh n (processes pinned one per core) on free ports; yields (nginx url, streamlit pids,
     [nginx master pid])"""
     port, base = free_ports(1), free_ports(n)
@@ -265,7 +275,10 @@ def behind_nginx(n: int, log_dir: Path):
         for i in range(n):
             asyncio.run(warm(f"http://127.0.0.1:{base + i}"))
         pids = [int((run_dir / f"streamlit-{base + i}.pid").read_text()) for i in range(n)]
-        yield f"http://127.0.0.1:{port}", pids, [int((run_dir / "nginx.pid").read_text())]
+        helpers = [int((run_dir / "nginx.pid").read_text())]
+        for pid in pids + helpers if priority else []:
+            prioritise(pid)
+        yield f"http://127.0.0.1:{port}", pids, helpers
     finally:
         subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
 
@@ -609,7 +622,8 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()} "
         f"(`python benchmarks/bench_load.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`). "
         "Load averages (1 min) before and after each scenario are in its row: other work shares this machine; "
-        + (f"the generator, the servers and the browsers ran at niceness {PRIORITY_NICE} (`--priority`), ahead of it."
+        + (f"the generator, the servers and the browsers ran at niceness {PRIORITY_NICE} (processes and their session "
+           "groups, `--priority`), ahead of it."
            if args.priority else "everything ran at normal priority beside it."),
         "",
         "Each simulated student is a WebSocket client speaking Streamlit's own protocol (`benchmarks/load_client.py`):"
@@ -787,20 +801,20 @@ def main() -> None:
     server_core = 0 if cores > 1 else None
     if cores > 1:  # the generator (and the browsers it starts) on the last core, the server on core 0
         os.sched_setaffinity(0, {cores - 1})
-    if args.priority:  # inherited by every server, nginx and browser started below
-        os.nice(PRIORITY_NICE)
+    if args.priority:  # the generator and the browsers it starts; each server is prioritised as it starts
+        prioritise(os.getpid())
     started = datetime.datetime.now()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     sizes = [int(s) for s in args.students.split(",")]
     single, training, nginx, browser, costs = [], None, [], None, None
 
     def scenario(n: int, with_trainer: bool = False) -> Result:
-        with one_process(server_core, log_dir) as (url, pids):
+        with one_process(server_core, log_dir, args.priority) as (url, pids):
             name = "one process + trainer" if with_trainer else "one process"
             return run_scenario(name, url, pids, n, args.ramp, args.window, args.seed, with_trainer=with_trainer)
 
     if "costs" not in skip:
-        with one_process(server_core, log_dir) as (url, pids):
+        with one_process(server_core, log_dir, args.priority) as (url, pids):
             costs = solo_costs(url, pids[0], args.cost_repeats, args.seed)
     if "single" not in skip:
         single = [scenario(n) for n in sizes]
@@ -816,11 +830,11 @@ def main() -> None:
         training = (base, scenario(30, with_trainer=True))
     if "nginx" not in skip and shutil.which("nginx"):
         for n in sorted({1, args.processes}):
-            with behind_nginx(n, log_dir) as (url, pids, helpers):
+            with behind_nginx(n, log_dir, args.priority) as (url, pids, helpers):
                 nginx.append(run_scenario("behind nginx", url, pids, args.nginx_students, args.ramp, args.window,
                                           args.seed, processes=n, helpers=helpers))
     if "browser" not in skip and Path(CHROMIUM).exists():
-        with one_process(server_core, log_dir) as (url, pids):
+        with one_process(server_core, log_dir, args.priority) as (url, pids):
             browser = run_browser_scenario(url, pids, 5, args.ramp, args.window, args.seed)
 
     text = report(single, training, nginx, browser, args, started, costs)

@@ -160,7 +160,9 @@ def test_stop_ends_nginx_and_every_process_even_with_a_student_connected(tmp_pat
         start = time.monotonic()
         done = running.script("stop", timeout=120)
         assert done.returncode == 0, done.stderr
-        assert time.monotonic() - start < 20  # nginx's fast shutdown does not wait for the open WebSocket
+        # TERM, then KILL after 15 s per process group: a stop that waited for the student's WebSocket (open for a day
+        # under nginx's graceful shutdown) would hang here
+        assert time.monotonic() - start < 60
         gone, alive = psutil.wait_procs(processes, timeout=5)
         assert alive == []
         assert not list(running.run_dir.glob("*.pid"))
