@@ -501,6 +501,8 @@ def solo_costs(url: str, pid: int, repeats: int, seed: int) -> dict[str, dict[st
 
 _WATCH_STATE = """() => {
   window.__states = [];
+  if (window.__watching) return;
+  window.__watching = true;
   const app = document.querySelector('[data-testid="stApp"]');
   new MutationObserver(() => window.__states.push([app.getAttribute('data-test-script-state'), performance.now()]))
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
@@ -522,6 +524,7 @@ def _children_cpu() -> dict[int, float]:
 def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window: float, seed: int) -> dict:
     """n Chromium tabs (one browser, a context each) moving a slider by the keyboard: browser-side seconds from the
     key press until the page reports its script finished. The window starts once every tab has drawn its page."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     monitor, log = Monitor(pids), Log()
@@ -547,12 +550,21 @@ def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window:
             if log.over():
                 break
             await page.evaluate(_WATCH_STATE)
+            # a key that changes the value: at either end of the range the other key (no change, no rerun)
+            now, low, high = await slider.evaluate("e => [Number(e.value), Number(e.min), Number(e.max)]")
+            key = rng.choice(("ArrowRight", "ArrowLeft"))
+            key = "ArrowLeft" if now >= high else "ArrowRight" if now <= low else key
             start, started = await page.evaluate("() => performance.now()"), log.clock()
-            await slider.press(rng.choice(("ArrowRight", "ArrowLeft")))
-            await page.wait_for_function("() => window.__states.some(s => s[0] === 'notRunning')")
+            await slider.press(key)
+            row = {"student": i, "kind": f"{page_name} slider (browser)", "start": started, "error": ""}
+            try:
+                await page.wait_for_function("() => window.__states.some(s => s[0] === 'notRunning')",
+                                             timeout=TIMEOUT_S * 1000)
+            except PlaywrightTimeout:
+                log.rows.append({**row, "seconds": math.nan, "error": f"no rerun within {TIMEOUT_S:g} s"})
+                continue
             end = await page.evaluate("() => window.__states.filter(s => s[0] === 'notRunning').pop()[1]")
-            log.rows.append({"student": i, "kind": f"{page_name} slider (browser)", "start": started,
-                             "seconds": (end - start) / 1000, "error": ""})
+            log.rows.append({**row, "seconds": (end - start) / 1000})
         await context.close()
 
     async def measure() -> None:
@@ -612,7 +624,7 @@ def saturation(costs: dict[str, dict[str, list[float]]]) -> tuple[float, float]:
     return mean_cpu, statistics.mean(THINK_S) / mean_cpu
 
 
-def report(single: list[Result], training: tuple[Result, Result] | None, nginx: list[Result], browser: dict | None,
+def report(single: list[Result], training: list[tuple[Result, Result]], nginx: list[Result], browser: dict | None,
            args, started: datetime.datetime, costs: dict | None = None) -> str:
     cores = os.cpu_count()
     lines = [
@@ -670,8 +682,9 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
             + " |")
         lines += [
             "",
-            "| students | reruns/s | server CPU (% of one core) | server waiting for a CPU | server peak RSS (MiB) "
-            "| generator loop lag p95 (ms) | errors | target met | other work (cores busy); load average |",
+            "| students | reruns/s | server CPU (% of one core) | server threads waiting for a CPU "
+            "| server peak RSS (MiB) | generator loop lag p95 (ms) | errors | target met "
+            "| other work (cores busy); load average |",
             "|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for r in single:
@@ -683,6 +696,9 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
         held = [r.students for r in single if meets_target(r)]
         missed = [r.students for r in single if not meets_target(r)]
         lines += [
+            "",
+            "Threads waiting for a CPU: of the time the server's threads were ready to run, the share they waited for "
+            "the core, behind other work or behind the server's own concurrent reruns (from the kernel's schedstat).",
             "",
             f"**Class size one process holds: {max(held) if held else 'fewer than ' + str(min(missed))} students**, "
             f"defined as the largest class measured whose estimator and mixture sliders both keep p95 under "
@@ -697,38 +713,41 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
             seen = sorted({f"{e['kind']} {e['key']}: {e['error']}" for e in errors})
             lines += ["Errors seen: " + "; ".join(seen[:8]), ""]
     if training:
-        base, busy = training
-        runs = [r["seconds"] for r in busy.rows if r["kind"] == "training run" and not r["error"]]
         lines += [
-            f"## One student trains a deep LVM while {base.students} others work",
+            "## One student trains a deep LVM while the others work",
             "",
             "The extra student presses Train on the deep-LVM page (the page's defaults: two moons, ELBO, 2,000 steps, "
             "then the exact held-out log-likelihood) and presses it again as soon as a run finishes, for the whole "
-            f"window: {len(runs)} training runs of {cell(runs)} s (median / p95). The others replay exactly the "
-            "same moves as without the trainer (same seeds).",
+            "window. The others replay exactly the same moves as without the trainer (same seeds). Cells: the "
+            "others' median / p95 without and with training, and the ratio of medians.",
             "",
-            "| others' latency | without training | with training | ratio of medians |",
-            "|---|---:|---:|---:|",
+            "| others' latency | " + " | ".join(f"{b.students} students: without | with | ratio" for b, _ in training)
+            + " |",
+            "|---|" + "---:|---:|---:|" * len(training),
         ]
-        ratios = {}
+        pairs = [([x for k in KINDS for x in b.seconds(k)], [x for k in KINDS for x in t.seconds(k)])
+                 for b, t in training]
         for kind in KINDS:
-            a, b = base.seconds(kind), busy.seconds(kind)
-            if a and b:
-                ratios[kind] = statistics.median(b) / statistics.median(a)
-                lines.append(f"| {kind} | {cell(a)} | {cell(b)} | {ratios[kind]:.2f}x |")
-        every = [x for k in KINDS for x in base.seconds(k)], [x for k in KINDS for x in busy.seconds(k)]
-        overall = statistics.median(every[1]) / statistics.median(every[0])
-        lines += [
-            f"| all interactions | {cell(every[0])} | {cell(every[1])} | **{overall:.2f}x** |",
-            "",
-            f"Target: training raises the others' median latency by less than {TRAINING_TARGET_RATIO:g}x: "
-            f"**{'met' if overall < TRAINING_TARGET_RATIO else 'missed'}** ({overall:.2f}x over all interactions; "
-            f"server CPU {100 * base.monitor.cpu_s / base.monitor.seconds:.0f}% -> "
-            f"{100 * busy.monitor.cpu_s / busy.monitor.seconds:.0f}% of a core; other work kept "
-            f"{base.monitor.others_cpu_s / base.monitor.seconds:.1f} and "
-            f"{busy.monitor.others_cpu_s / busy.monitor.seconds:.1f} cores busy).",
-            "",
-        ]
+            if all(b.seconds(kind) and t.seconds(kind) for b, t in training):
+                lines.append(f"| {kind} | " + " | ".join(
+                    f"{cell(b.seconds(kind))} | {cell(t.seconds(kind))} | "
+                    f"{statistics.median(t.seconds(kind)) / statistics.median(b.seconds(kind)):.2f}x"
+                    for b, t in training) + " |")
+        lines.append("| **all interactions** | " + " | ".join(
+            f"{cell(a)} | {cell(b)} | **{statistics.median(b) / statistics.median(a):.2f}x**" for a, b in pairs) + " |")
+        lines.append("")
+        for (base, busy), (a, b) in zip(training, pairs, strict=True):
+            runs = [r["seconds"] for r in busy.rows if r["kind"] == "training run" and not r["error"]]
+            ratio = statistics.median(b) / statistics.median(a)
+            lines.append(
+                f"- {base.students} students: training raises the others' median latency {ratio:.2f}x (target: under "
+                f"{TRAINING_TARGET_RATIO:g}x, **{'met' if ratio < TRAINING_TARGET_RATIO else 'missed'}**); "
+                f"{len(runs)} training runs of {cell(runs)} s; server CPU "
+                f"{100 * base.monitor.cpu_s / base.monitor.seconds:.0f}% -> "
+                f"{100 * busy.monitor.cpu_s / busy.monitor.seconds:.0f}% of a core; other work kept "
+                f"{base.monitor.others_cpu_s / base.monitor.seconds:.1f} and "
+                f"{busy.monitor.others_cpu_s / busy.monitor.seconds:.1f} cores busy.")
+        lines.append("")
     if nginx:
         lines += [
             f"## Several processes behind nginx (`scripts/serve_class.sh N`, process i pinned to core i mod {cores})",
@@ -764,12 +783,13 @@ def report(single: list[Result], training: tuple[Result, Result] | None, nginx: 
             f"of a core; other work kept {browser['others']:.1f} cores busy, load average "
             f"{browser['load'][0]:.1f} -> {browser['load'][1]:.1f}.",
             "",
-            "| slider | moves | median / p95 (s) |",
-            "|---|---:|---:|",
+            "| slider | moves | median / p95 (s) | moves without a rerun |",
+            "|---|---:|---:|---:|",
         ]
         for kind in sorted({r["kind"] for r in browser["rows"]}):
-            values = [r["seconds"] for r in browser["rows"] if r["kind"] == kind]
-            lines.append(f"| {kind} | {len(values)} | {cell(values)} |")
+            values = [r["seconds"] for r in browser["rows"] if r["kind"] == kind and not r["error"]]
+            failed = [r for r in browser["rows"] if r["kind"] == kind and r["error"]]
+            lines.append(f"| {kind} | {len(values)} | {cell(values)} | {len(failed)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -783,7 +803,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=90.0, help="seconds measured per scenario")
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which students open their first page")
     parser.add_argument("--processes", type=int, default=os.cpu_count(), help="N for the nginx comparison")
-    parser.add_argument("--nginx-students", type=int, default=100)
+    parser.add_argument("--nginx-students", default="30,100", help="class sizes for the nginx comparison")
     parser.add_argument("--no-search", action="store_true", help="do not refine the class size between sizes")
     parser.add_argument("--skip", default="", help="comma list of: costs, single, training, nginx, browser")
     parser.add_argument("--seed", type=int, default=0)
@@ -806,7 +826,7 @@ def main() -> None:
     started = datetime.datetime.now()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     sizes = [int(s) for s in args.students.split(",")]
-    single, training, nginx, browser, costs = [], None, [], None, None
+    single, training, nginx, browser, costs = [], [], [], None, None
 
     def scenario(n: int, with_trainer: bool = False) -> Result:
         with one_process(server_core, log_dir, args.priority) as (url, pids):
@@ -825,14 +845,18 @@ def main() -> None:
                 break
             single.append(scenario(int(round((max(held) + min(missed)) / 2, -1))))
             single.sort(key=lambda r: r.students)
-    if "training" not in skip:
-        base = next((r for r in single if r.students == 30), None) or scenario(30)
-        training = (base, scenario(30, with_trainer=True))
+    if "training" not in skip:  # at the class size one process holds, and at the target's 30 students
+        held = [r.students for r in single if meets_target(r)]
+        training = []
+        for n in sorted({max(held) if held else 10, 30}):
+            base = next((r for r in single if r.students == n), None) or scenario(n)
+            training.append((base, scenario(n, with_trainer=True)))
     if "nginx" not in skip and shutil.which("nginx"):
-        for n in sorted({1, args.processes}):
-            with behind_nginx(n, log_dir, args.priority) as (url, pids, helpers):
-                nginx.append(run_scenario("behind nginx", url, pids, args.nginx_students, args.ramp, args.window,
-                                          args.seed, processes=n, helpers=helpers))
+        for students in (int(s) for s in args.nginx_students.split(",")):
+            for n in sorted({1, args.processes}):
+                with behind_nginx(n, log_dir, args.priority) as (url, pids, helpers):
+                    nginx.append(run_scenario("behind nginx", url, pids, students, args.ramp, args.window, args.seed,
+                                              processes=n, helpers=helpers))
     if "browser" not in skip and Path(CHROMIUM).exists():
         with one_process(server_core, log_dir, args.priority) as (url, pids):
             browser = run_browser_scenario(url, pids, 5, args.ramp, args.window, args.seed)
