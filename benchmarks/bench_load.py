@@ -22,7 +22,9 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime
+import json
 import math
 import os
 import platform
@@ -283,6 +285,22 @@ def behind_nginx(n: int, log_dir: Path, priority: bool = False):
         subprocess.run([script, "stop"], env=env, check=False, stdout=subprocess.DEVNULL)
 
 
+@dataclass
+class Usage:
+    """what the servers used during a window, and what the rest of the machine did meanwhile (seconds, bytes)"""
+
+    seconds: float
+    cpu_s: float  # the Streamlit processes' CPU time
+    wait_s: float  # their threads' time ready to run but waiting for a CPU
+    hwm: int  # the largest process's peak resident set (VmHWM)
+    others_cpu_s: float  # CPU time of everything else on the machine (not servers, nginx, generator, browsers)
+    helpers_cpu_s: float  # nginx
+
+    def waiting_share(self) -> float:
+        """of the time the server's threads wanted a CPU, the share they waited for one"""
+        return self.wait_s / (self.wait_s + self.cpu_s) if self.wait_s + self.cpu_s else 0.0
+
+
 class Monitor:
     """the server processes between start() and stop(): CPU time, peak RSS (the sum, sampled every 0.2 s, and each
     process's own high-water mark), and how long their threads waited for a CPU that other work held"""
@@ -341,11 +359,8 @@ class Monitor:
         self.wait_s = sum(v - self._waits0.get(tid, 0.0) for tid, v in self._waits.items())
         # VmHWM: each process's own peak resident set since it started (the kernel's count, nothing missed between
         # samples)
-        self.hwm = max(_vm_hwm(p.pid) for p in self.processes)
-
-    def waiting_share(self) -> float:
-        """of the time the server's threads wanted a CPU, the share they waited for one (other work on the cores)"""
-        return self.wait_s / (self.wait_s + self.cpu_s) if self.wait_s + self.cpu_s else 0.0
+        self.usage = Usage(self.seconds, self.cpu_s, self.wait_s, max(_vm_hwm(p.pid) for p in self.processes),
+                           self.others_cpu_s, self.helpers_cpu_s)
 
 
 def _own_cpu() -> float:
@@ -383,7 +398,7 @@ class Result:
     processes: int
     rows: list[dict]
     window: tuple[float, float]
-    monitor: Monitor
+    usage: Usage
     lag: list[float]
     load: tuple[float, float]
 
@@ -439,11 +454,13 @@ def run_scenario(name: str, url: str, pids: list[int], students: int, ramp: floa
 
     print(f"  {name}: {students} students, {processes} process(es), window {window:.0f} s ...", flush=True)
     asyncio.run(main())
-    result = Result(name, students, processes, log.rows, log.window, monitor, lag, (load_before, os.getloadavg()[0]))
+    result = Result(name, students, processes, log.rows, log.window, monitor.usage, lag,
+                    (load_before, os.getloadavg()[0]))
     target = " / ".join(f"{k} p95 {_q(result.seconds(k), 95):.2f} s" for k in TARGET_KINDS)
-    print(f"    {result.reruns_per_s():.1f} reruns/s, {target}, server CPU {100 * monitor.cpu_s / window:.0f}% "
-          f"of a core (waiting for a CPU {100 * monitor.waiting_share():.0f}% of its runnable time), "
-          f"{len(result.errors())} errors; other work kept {monitor.others_cpu_s / window:.1f} cores busy",
+    usage = result.usage
+    print(f"    {result.reruns_per_s():.1f} reruns/s, {target}, server CPU {100 * usage.cpu_s / window:.0f}% "
+          f"of a core (waiting for a CPU {100 * usage.waiting_share():.0f}% of its runnable time), "
+          f"{len(result.errors())} errors; other work kept {usage.others_cpu_s / window:.1f} cores busy",
           flush=True)
     return result
 
@@ -499,16 +516,19 @@ def solo_costs(url: str, pid: int, repeats: int, seed: int) -> dict[str, dict[st
 
 # ------------------------------------------------------------------------------------------ browser sessions
 
+# Record the app's script state changes from now on (the app root marks running / notRunning); watch the root that
+# is there now, as the frontend may draw a new one (a reconnect)
 _WATCH_STATE = """() => {
   window.__states = [];
-  if (window.__watching) return;
-  window.__watching = true;
   const app = document.querySelector('[data-testid="stApp"]');
+  if (window.__watched === app) return;
+  window.__watched = app;
   new MutationObserver(() => window.__states.push([app.getAttribute('data-test-script-state'), performance.now()]))
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
 _DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 BROWSER_SLIDERS = {"estimating": "location μ1", "mixtures": "Components K"}
+BROWSER_MOVE_TIMEOUT_S = 120.0  # a key press that started no rerun by then is counted as such, and the tab goes on
 
 
 def _children_cpu() -> dict[int, float]:
@@ -555,13 +575,13 @@ def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window:
             key = rng.choice(("ArrowRight", "ArrowLeft"))
             key = "ArrowLeft" if now >= high else "ArrowRight" if now <= low else key
             start, started = await page.evaluate("() => performance.now()"), log.clock()
-            await slider.press(key)
             row = {"student": i, "kind": f"{page_name} slider (browser)", "start": started, "error": ""}
             try:
+                await slider.press(key, timeout=BROWSER_MOVE_TIMEOUT_S * 1000)
                 await page.wait_for_function("() => window.__states.some(s => s[0] === 'notRunning')",
-                                             timeout=TIMEOUT_S * 1000)
+                                             timeout=BROWSER_MOVE_TIMEOUT_S * 1000)
             except PlaywrightTimeout:
-                log.rows.append({**row, "seconds": math.nan, "error": f"no rerun within {TIMEOUT_S:g} s"})
+                log.rows.append({**row, "seconds": math.nan, "error": f"no rerun within {BROWSER_MOVE_TIMEOUT_S:g} s"})
                 continue
             end = await page.evaluate("() => window.__states.filter(s => s[0] === 'notRunning').pop()[1]")
             log.rows.append({**row, "seconds": (end - start) / 1000})
@@ -589,18 +609,19 @@ def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window:
     asyncio.run(main())
     rows = [r for r in log.rows if log.window[0] <= r["start"] < log.window[1]]
     browser_cpu = sum(v - cpu["start"].get(pid, 0.0) for pid, v in cpu["end"].items())
-    return {"rows": rows, "server_cpu_pct": 100 * monitor.cpu_s / monitor.seconds,
-            "server_waiting": monitor.waiting_share(), "browser_cpu_pct": 100 * browser_cpu / monitor.seconds,
+    usage = monitor.usage
+    return {"rows": rows, "server_cpu_pct": 100 * usage.cpu_s / usage.seconds,
+            "server_waiting": usage.waiting_share(), "browser_cpu_pct": 100 * browser_cpu / usage.seconds,
             "load": (load_before, os.getloadavg()[0]), "n": n, "window": window,
-            "others": monitor.others_cpu_s / monitor.seconds}
+            "others": usage.others_cpu_s / usage.seconds}
 
 
 # ------------------------------------------------------------------------------------------------- the report
 
 
-def meanwhile(monitor: Monitor, load: tuple[float, float]) -> str:
+def meanwhile(usage: Usage, load: tuple[float, float]) -> str:
     """what other work did on the machine during the window: the cores it kept busy, and the load average"""
-    return f"{monitor.others_cpu_s / monitor.seconds:.1f}; {load[0]:.1f} -> {load[1]:.1f}"
+    return f"{usage.others_cpu_s / usage.seconds:.1f}; {load[0]:.1f} -> {load[1]:.1f}"
 
 
 def cell(values: list[float]) -> str:
@@ -625,14 +646,15 @@ def saturation(costs: dict[str, dict[str, list[float]]]) -> tuple[float, float]:
 
 
 def report(single: list[Result], training: list[tuple[Result, Result]], nginx: list[Result], browser: dict | None,
-           args, started: datetime.datetime, costs: dict | None = None) -> str:
+           args, costs: dict | None = None, failed: list[str] = ()) -> str:
+    """the markdown of benchmarks/results/load.md; `args` holds the run's settings (ramp, window, priority, ...)"""
     cores = os.cpu_count()
     lines = [
         "# Load: a class against the app",
         "",
-        f"Measured {started:%Y-%m-%d %H:%M} on {platform.machine()}, {cores} cores, "
+        f"Measured {args.started} on {platform.machine()}, {cores} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()} "
-        f"(`python benchmarks/bench_load.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`). "
+        f"(`python benchmarks/bench_load.py{' ' + args.command if args.command else ''}`). "
         "Load averages (1 min) before and after each scenario are in its row: other work shares this machine; "
         + (f"the generator, the servers and the browsers ran at niceness {PRIORITY_NICE} (processes and their session "
            "groups, `--priority`), ahead of it."
@@ -647,6 +669,7 @@ def report(single: list[Result], training: list[tuple[Result, Result]], nginx: l
         f"{SETTLE_S:g} s after the last of them has it, the figures count the interactions that start in the next "
         f"{args.window:g} s, on a fresh server warmed by one visit to every page. Cells: median / p95 in seconds.",
         "",
+        *[f"**Not measured: {failure}**\n" for failure in failed],
     ]
     if costs:
         mean_cpu, students = saturation(costs)
@@ -689,10 +712,10 @@ def report(single: list[Result], training: list[tuple[Result, Result]], nginx: l
         ]
         for r in single:
             lines.append(
-                f"| {r.students} | {r.reruns_per_s():.1f} | {100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | "
-                f"{100 * r.monitor.waiting_share():.0f}% | {r.monitor.hwm / 2**20:.0f} | {1000 * _q(r.lag, 95):.0f} | "
+                f"| {r.students} | {r.reruns_per_s():.1f} | {100 * r.usage.cpu_s / r.usage.seconds:.0f} | "
+                f"{100 * r.usage.waiting_share():.0f}% | {r.usage.hwm / 2**20:.0f} | {1000 * _q(r.lag, 95):.0f} | "
                 f"{len(r.errors())} | "
-                f"{'yes' if meets_target(r) else 'no'} | {meanwhile(r.monitor, r.load)} |")
+                f"{'yes' if meets_target(r) else 'no'} | {meanwhile(r.usage, r.load)} |")
         held = [r.students for r in single if meets_target(r)]
         missed = [r.students for r in single if not meets_target(r)]
         lines += [
@@ -743,10 +766,10 @@ def report(single: list[Result], training: list[tuple[Result, Result]], nginx: l
                 f"- {base.students} students: training raises the others' median latency {ratio:.2f}x (target: under "
                 f"{TRAINING_TARGET_RATIO:g}x, **{'met' if ratio < TRAINING_TARGET_RATIO else 'missed'}**); "
                 f"{len(runs)} training runs of {cell(runs)} s; server CPU "
-                f"{100 * base.monitor.cpu_s / base.monitor.seconds:.0f}% -> "
-                f"{100 * busy.monitor.cpu_s / busy.monitor.seconds:.0f}% of a core; other work kept "
-                f"{base.monitor.others_cpu_s / base.monitor.seconds:.1f} and "
-                f"{busy.monitor.others_cpu_s / busy.monitor.seconds:.1f} cores busy.")
+                f"{100 * base.usage.cpu_s / base.usage.seconds:.0f}% -> "
+                f"{100 * busy.usage.cpu_s / busy.usage.seconds:.0f}% of a core; other work kept "
+                f"{base.usage.others_cpu_s / base.usage.seconds:.1f} and "
+                f"{busy.usage.others_cpu_s / busy.usage.seconds:.1f} cores busy.")
         lines.append("")
     if nginx:
         lines += [
@@ -762,9 +785,9 @@ def report(single: list[Result], training: list[tuple[Result, Result]], nginx: l
             lines.append(
                 f"| {r.processes} | {r.students} | {cell(r.seconds('estimator slider'))} | "
                 f"{cell(r.seconds('mixture slider'))} | {cell(every)} | {r.reruns_per_s():.1f} | "
-                f"{100 * r.monitor.cpu_s / r.monitor.seconds:.0f} | "
-                f"{100 * r.monitor.helpers_cpu_s / r.monitor.seconds:.0f} | {r.monitor.hwm / 2**20:.0f} | "
-                f"{len(r.errors())} | {meanwhile(r.monitor, r.load)} |")
+                f"{100 * r.usage.cpu_s / r.usage.seconds:.0f} | "
+                f"{100 * r.usage.helpers_cpu_s / r.usage.seconds:.0f} | {r.usage.hwm / 2**20:.0f} | "
+                f"{len(r.errors())} | {meanwhile(r.usage, r.load)} |")
         lines += [
             "",
             f"On this {cores}-core machine the generator shares a core with the last process, so N = {cores} is a "
@@ -797,6 +820,42 @@ def report(single: list[Result], training: list[tuple[Result, Result]], nginx: l
 # ---------------------------------------------------------------------------------------------------- main
 
 
+def save(measured: dict, path: Path) -> None:
+    """every figure so far, as JSON: the report can be written again from it (--report-from), even after a crash"""
+
+    def plain(value):
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    out = {key: [plain(v) for v in value] if isinstance(value, list) else plain(value)
+           for key, value in measured.items()}
+    path.write_text(json.dumps(out))
+
+
+def load(path: Path) -> dict:
+    """the figures save() wrote, as Results again"""
+    measured = json.loads(path.read_text())
+
+    def result(d: dict) -> Result:
+        return Result(**{**d, "usage": Usage(**d["usage"]), "window": tuple(d["window"]), "load": tuple(d["load"])})
+
+    measured["single"] = [result(d) for d in measured["single"]]
+    measured["training"] = [(result(b), result(t)) for b, t in measured["training"]]
+    measured["nginx"] = [result(d) for d in measured["nginx"]]
+    return measured
+
+
+def write_report(measured: dict, out: Path) -> None:
+    text = report(measured["single"], measured["training"], measured["nginx"], measured["browser"],
+                  argparse.Namespace(**measured["settings"]), measured["costs"], measured["failed"])
+    print()
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", default="10,30,100", help="class sizes for one process (default 10,30,100)")
@@ -812,7 +871,11 @@ def main() -> None:
                         help=f"run server, nginx and generator at niceness {PRIORITY_NICE} (root): on a machine "
                              "shared with other work, measures the app rather than the neighbours")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.md"))
+    parser.add_argument("--report-from", help="write the report again from a run's results.json, measuring nothing")
     args = parser.parse_args()
+    if args.report_from:
+        write_report(load(Path(args.report_from)), Path(args.out))
+        return
     args.cost_repeats = 5
     if args.quick:
         args.window, args.ramp, args.no_search, args.cost_repeats = 20.0, 5.0, True, 2
@@ -823,50 +886,71 @@ def main() -> None:
         os.sched_setaffinity(0, {cores - 1})
     if args.priority:  # the generator and the browsers it starts; each server is prioritised as it starts
         prioritise(os.getpid())
-    started = datetime.datetime.now()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    sizes = [int(s) for s in args.students.split(",")]
-    single, training, nginx, browser, costs = [], [], [], None, None
+    results_json = log_dir / "results.json"
+    settings = {"ramp": args.ramp, "window": args.window, "priority": args.priority, "seed": args.seed,
+                "cost_repeats": args.cost_repeats, "command": " ".join(sys.argv[1:]),
+                "started": f"{datetime.datetime.now():%Y-%m-%d %H:%M}"}
+    measured = {"settings": settings, "costs": None, "single": [], "training": [], "nginx": [], "browser": None,
+                "failed": []}
 
     def scenario(n: int, with_trainer: bool = False) -> Result:
         with one_process(server_core, log_dir, args.priority) as (url, pids):
             name = "one process + trainer" if with_trainer else "one process"
-            return run_scenario(name, url, pids, n, args.ramp, args.window, args.seed, with_trainer=with_trainer)
+            result = run_scenario(name, url, pids, n, args.ramp, args.window, args.seed, with_trainer=with_trainer)
+        return result
 
-    if "costs" not in skip:
+    def costs() -> None:
         with one_process(server_core, log_dir, args.priority) as (url, pids):
-            costs = solo_costs(url, pids[0], args.cost_repeats, args.seed)
-    if "single" not in skip:
-        single = [scenario(n) for n in sizes]
+            measured["costs"] = solo_costs(url, pids[0], args.cost_repeats, args.seed)
+
+    def single() -> None:
+        results = measured["single"]
+        for n in [int(s) for s in args.students.split(",")]:
+            results.append(scenario(n))
+            save(measured, results_json)
         while not args.no_search:  # refine: halve the gap between the largest size met and the smallest missed
-            held = [r.students for r in single if meets_target(r)]
-            missed = [r.students for r in single if not meets_target(r) and (not held or r.students > max(held))]
+            held = [r.students for r in results if meets_target(r)]
+            missed = [r.students for r in results if not meets_target(r) and (not held or r.students > max(held))]
             if not held or not missed or min(missed) - max(held) <= 10:
                 break
-            single.append(scenario(int(round((max(held) + min(missed)) / 2, -1))))
-            single.sort(key=lambda r: r.students)
-    if "training" not in skip:  # at the class size one process holds, and at the target's 30 students
-        held = [r.students for r in single if meets_target(r)]
-        training = []
+            results.append(scenario(int(round((max(held) + min(missed)) / 2, -1))))
+            results.sort(key=lambda r: r.students)
+            save(measured, results_json)
+
+    def training() -> None:  # at the class size one process holds, and at the target's 30 students
+        held = [r.students for r in measured["single"] if meets_target(r)]
         for n in sorted({max(held) if held else 10, 30}):
-            base = next((r for r in single if r.students == n), None) or scenario(n)
-            training.append((base, scenario(n, with_trainer=True)))
-    if "nginx" not in skip and shutil.which("nginx"):
+            base = next((r for r in measured["single"] if r.students == n), None) or scenario(n)
+            measured["training"].append((base, scenario(n, with_trainer=True)))
+            save(measured, results_json)
+
+    def nginx() -> None:
         for students in (int(s) for s in args.nginx_students.split(",")):
             for n in sorted({1, args.processes}):
                 with behind_nginx(n, log_dir, args.priority) as (url, pids, helpers):
-                    nginx.append(run_scenario("behind nginx", url, pids, students, args.ramp, args.window, args.seed,
-                                              processes=n, helpers=helpers))
-    if "browser" not in skip and Path(CHROMIUM).exists():
-        with one_process(server_core, log_dir, args.priority) as (url, pids):
-            browser = run_browser_scenario(url, pids, 5, args.ramp, args.window, args.seed)
+                    measured["nginx"].append(run_scenario("behind nginx", url, pids, students, args.ramp,
+                                                          args.window, args.seed, processes=n, helpers=helpers))
+                save(measured, results_json)
 
-    text = report(single, training, nginx, browser, args, started, costs)
-    print()
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(f"written to {args.out}; server logs in {log_dir}")
+    def browser() -> None:
+        with one_process(server_core, log_dir, args.priority) as (url, pids):
+            measured["browser"] = run_browser_scenario(url, pids, 5, args.ramp, args.window, args.seed)
+
+    groups = {"costs": costs, "single": single, "training": training, "nginx": nginx, "browser": browser}
+    available = {"nginx": bool(shutil.which("nginx")) or Path("/usr/sbin/nginx").exists(),
+                 "browser": Path(CHROMIUM).exists()}
+    for name, measure in groups.items():
+        if name in skip or not available.get(name, True):
+            continue
+        try:
+            measure()
+        except Exception as exc:  # noqa: BLE001 - one broken scenario must not lose the others' figures
+            print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
+            measured["failed"].append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
+        save(measured, results_json)
+    write_report(measured, Path(args.out))
+    print(f"figures in {results_json} (--report-from), server logs in {log_dir}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_load import KINDS, MOVES, PAGES, nudge, one_process  # noqa: E402
+from benchmarks.bench_load import KINDS, MOVES, PAGES, PRIORITY_NICE, nudge, one_process, prioritise  # noqa: E402
 from benchmarks.load_client import Session  # noqa: E402
 
 # first match wins, tested against the whole stack (outermost frame first)
@@ -88,7 +88,8 @@ def profile(url: str, pid: int, repeats: int, seed: int, out_dir: Path) -> dict[
                         seconds.append(run.seconds)
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
-                result[kind] = {"cpu": cpus, "seconds": seconds, "samples": read_samples(path)}
+                samples, entries = read_samples(path)
+                result[kind] = {"cpu": cpus, "seconds": seconds, "samples": samples, "entries": entries}
         await session.close()
 
     asyncio.run(main())
@@ -100,32 +101,44 @@ def profile(url: str, pid: int, repeats: int, seed: int, out_dir: Path) -> dict[
 IDLE = ("EpollSelector.select", "Condition.wait", "Event.wait", "Thread._wait_for_tstate_lock")
 
 
-def read_samples(path: Path) -> collections.Counter:
+def read_samples(path: Path) -> tuple[collections.Counter, collections.Counter]:
+    """(busy samples per category, busy samples per entry point into lvm_core: the outermost lvm_core frame, e.g. a
+    figure builder or a computation the page called; "style_figure" counts the shared figure styling on its own)"""
     counts: collections.Counter = collections.Counter()
+    entries: collections.Counter = collections.Counter()
     if path.exists():
         for line in path.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
-            if stack.split(";")[-1].startswith(IDLE):
-                continue
-            if "ScriptRunner" in stack or "_run_module_as_main" in stack:  # script threads and the event loop
-                counts[categorise(stack)] += int(n)
-    return counts
+            frames = stack.split(";")
+            if frames[-1].startswith(IDLE) or not ("ScriptRunner" in stack or "_run_module_as_main" in stack):
+                continue  # waiting, or not a script thread or the event loop
+            counts[categorise(stack)] += int(n)
+            core = [f for f in frames if "lvm_core/" in f]
+            if core:
+                entries[core[0].split(" (")[0] + " (" + core[0].split("(")[-1].split(":")[0] + ")"] += int(n)
+            if any(f.startswith("style_figure ") for f in frames):
+                entries["of which style_figure (lvm_core/plots/__init__.py)"] += int(n)
+    return counts, entries
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--priority", action="store_true",
+                        help=f"server and profiler at niceness {PRIORITY_NICE} (root), as bench_load.py --priority")
     args = parser.parse_args()
     if not shutil.which("py-spy"):
         sys.exit("py-spy not found: pip install py-spy")
     cores = os.cpu_count() or 1
     if cores > 1:
         os.sched_setaffinity(0, {cores - 1})
+    if args.priority:
+        prioritise(os.getpid())
     started = datetime.datetime.now()
     load = os.getloadavg()[0]
     out_dir = Path(tempfile.mkdtemp(prefix="profile-load-"))
-    with one_process(0 if cores > 1 else None, out_dir) as (url, pids):
+    with one_process(0 if cores > 1 else None, out_dir, args.priority) as (url, pids):
         time.sleep(1)
         result = profile(url, pids[0], args.repeats, args.seed, out_dir)
     names = [name for name, _ in CATEGORIES]
@@ -133,10 +146,11 @@ def main() -> None:
         "# Load: where a rerun's server time goes",
         "",
         f"Measured {started:%Y-%m-%d %H:%M}, {cores} cores, load average {load:.1f} -> {os.getloadavg()[0]:.1f} "
-        f"(`python benchmarks/profile_load.py`). One student alone performs each kind of interaction of "
-        f"bench_load.py {args.repeats} times per widget; py-spy samples the server at 200 Hz without pausing it. CPU "
-        "is the server's CPU seconds per interaction (median), which other work on the machine does not inflate "
-        "the way it inflates latency. Shares: percent of the samples taken in script threads and the event loop.",
+        f"(`python benchmarks/profile_load.py{' --priority' if args.priority else ''}`). One student alone performs "
+        f"each kind of interaction of bench_load.py {args.repeats} times per widget; py-spy samples the server at "
+        "200 Hz without pausing it. CPU is the server's CPU seconds per interaction (median), which other work on the "
+        "machine does not inflate the way it inflates latency. Shares: percent of the busy samples (waits dropped) "
+        "in script threads and the event loop.",
         "",
         "| interaction | CPU (s) | latency alone (s) | " + " | ".join(names) + " |",
         "|---|---:|---:|" + "---:|" * len(names),
@@ -149,6 +163,20 @@ def main() -> None:
         shares = " | ".join(f"{100 * r['samples'][n] / total:.0f}%" for n in names)
         lines.append(f"| {kind} | {statistics.median(r['cpu']):.3f} | {statistics.median(r['seconds']):.3f} | "
                      f"{shares} |")
+    lines += [
+        "",
+        "Where the page calls into `lvm_core` (the outermost `lvm_core` frame of each busy sample; shares of all busy "
+        "samples, the four largest; `style_figure` is the shared styling every figure builder calls):",
+        "",
+        "| interaction | largest entry points into lvm_core |",
+        "|---|---|",
+    ]
+    for kind in KINDS:
+        if kind in result:
+            r = result[kind]
+            total = sum(r["samples"].values()) or 1
+            top = [f"{name} {100 * n / total:.0f}%" for name, n in r["entries"].most_common(4)]
+            lines.append(f"| {kind} | {'; '.join(top)} |")
     lines.append("")
     text = "\n".join(lines)
     print(text)
