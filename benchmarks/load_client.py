@@ -138,9 +138,11 @@ class Session:
         return await self._rerun(page_name=url_path, timeout=timeout)
 
     async def close(self) -> None:
+        """close the socket (the server ends the session) and the HTTP connections"""
         if self.ws is not None:
             await self.ws.close()
             self.ws = None
+        self.http.close()
 
     # ---------------------------------------------------------------------------------------------- interactions
 

@@ -1,15 +1,13 @@
 """The load generator's client (benchmarks/load_client.py) against a real server: a widget change it sends must rerun
 what a browser's would, and show the same numbers. Without that, the load figures would measure something else."""
 
-import asyncio
-import concurrent.futures
 import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from benchmarks.load_client import Session
-from tests.conftest import plotly_array, wait_for_app
+from tests.conftest import plotly_array, run_async, wait_for_app
 
 
 def latex(run) -> list[str]:
@@ -39,7 +37,7 @@ async def _estimating_q_moves(url: str) -> tuple:
 
 
 def test_a_slider_in_a_fragment_reruns_that_fragment_with_the_new_value(streamlit_server):
-    opened, moved, at_url, session = asyncio.run(_estimating_q_moves(streamlit_server))
+    opened, moved, at_url, session = run_async(_estimating_q_moves(streamlit_server))
     assert opened.status == "full" and not opened.exception
     assert moved.status == "fragment" and not moved.exception
     # the estimator fragment was drawn again (its widgets and charts), the model picker above it was not
@@ -60,7 +58,7 @@ async def _mixtures_k(url: str):
 
 
 def test_a_slider_outside_fragments_reruns_the_page_with_the_new_value(streamlit_server):
-    opened, moved = asyncio.run(_mixtures_k(streamlit_server))
+    opened, moved = run_async(_mixtures_k(streamlit_server))
     assert moved.status == "full" and not moved.exception
     chart = json.loads(next(el.spec for el in moved.find("plotly_chart") if el.id.endswith("mx_chart_0")))
     means = next(t for t in chart["data"] if t.get("name", "").startswith("means"))
@@ -93,9 +91,7 @@ def test_client_and_chromium_show_the_same_numbers_after_the_same_slider_move(op
         await session.close()
         return estimating, mixtures
 
-    # Playwright's sync API keeps an event loop running in this thread: the client gets a thread of its own
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        estimating, mixtures = pool.submit(asyncio.run, client()).result()
+    estimating, mixtures = run_async(client())
     assert importance_equation(estimating) in browser_tex
     assert set(latex(estimating)) <= set(browser_tex)
     assert {k.strip(): v.strip() for k, v in browser_metrics.items()} == metrics(mixtures)

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from benchmarks.load_client import Session
-from tests.conftest import ROOT, plotly_array
+from tests.conftest import ROOT, plotly_array, run_async
 
 pytestmark = pytest.mark.nginx
 
@@ -112,7 +113,7 @@ async def _upload_on_mixtures(url: str):
 
 
 def test_a_csv_uploaded_through_nginx_is_used_by_the_mixtures_page(class_of_two):
-    session, opened, uploaded = asyncio.run(_upload_on_mixtures(class_of_two.url))
+    session, opened, uploaded = run_async(_upload_on_mixtures(class_of_two.url))
     assert opened.status == "full" and not opened.exception
     assert uploaded.status == "full" and not uploaded.exception
     captions = [el.body for el in uploaded.find("markdown") if el.body.startswith("Current data")]
@@ -142,18 +143,22 @@ def test_new_visitors_are_spread_over_both_processes(class_of_two):
     assert ports == {f"127.0.0.1:{class_of_two.base_port + i}" for i in range(2)}
 
 
-async def _hold_a_session(url: str) -> Session:
-    session = Session(url)
-    await session.open("")
-    return session
-
-
 def test_stop_ends_nginx_and_every_process_even_with_a_student_connected(tmp_path):
     require_nginx()
     running = Class(2, tmp_path / "run").start()
+    connected, release = threading.Event(), threading.Event()
+
+    async def hold_a_session():  # a student's WebSocket, open through nginx until the class has stopped
+        session = Session(running.url)
+        await session.open("")
+        connected.set()
+        await asyncio.to_thread(release.wait)
+        await session.close()
+
+    student = threading.Thread(target=asyncio.run, args=(hold_a_session(),))
+    student.start()
     try:
-        loop = asyncio.new_event_loop()
-        session = loop.run_until_complete(_hold_a_session(running.url))  # a WebSocket open through nginx
+        assert connected.wait(timeout=START_TIMEOUT)
         processes = running.processes()
         assert len([p for p in processes if "streamlit" in " ".join(p.cmdline())]) == 2
         assert any("nginx: worker" in " ".join(p.cmdline()) for p in processes)
@@ -169,10 +174,10 @@ def test_stop_ends_nginx_and_every_process_even_with_a_student_connected(tmp_pat
         for port in (running.port, running.base_port, running.base_port + 1):
             with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
                 pass
-        loop.run_until_complete(session.close())
-        loop.close()
     finally:
+        release.set()
         running.script("stop", timeout=120)
+        student.join(timeout=60)
 
 
 @pytest.mark.parametrize("n", ["0", "abc", "-3"])
