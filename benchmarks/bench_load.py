@@ -3,17 +3,22 @@
 Each student is a `load_client.Session` speaking Streamlit's WebSocket protocol: it opens a page, moves that page's
 sliders with a think time between moves, then goes on to the next page through the sidebar navigation, round all
 five pages. Measured per interaction: seconds from the BackMsg sent to script_finished (the server's rerun plus a
-loopback round trip); over the measurement window: reruns per second, the server's CPU time and peak RSS.
+loopback round trip); over the measurement window: reruns per second, the server's CPU time and peak RSS, and what
+other work on the machine used meanwhile.
 
 Scenarios, each on a fresh server (warmed by one visit to every page first):
+- one student alone: the server's CPU time for every kind of interaction;
 - one Streamlit process pinned to one core, the generator on another: 10, 30 and 100 students, then more sizes
-  between the last that met the target and the first that missed it (the class size one process holds);
-- the 30 students again while one more student trains a deep LVM over and over (the others' latency, as a ratio);
-- through nginx (scripts/serve_class.sh): 1 process against N, 100 students;
+  between the largest that met the target and the smallest that missed it (the class size one process holds);
+- the same students while one more trains a deep LVM over and over, at that class size and at 30 (the others'
+  latency, as a ratio);
+- through nginx (scripts/serve_class.sh): 1 process against one per core, 30 and 100 students;
 - 5 Chromium sessions moving sliders, server and browsers pinned to different cores (browser-side latency).
 
-    python benchmarks/bench_load.py            # everything, ~25 minutes; prints and writes benchmarks/results/load.md
-    python benchmarks/bench_load.py --quick    # short windows: a smoke run of every scenario
+    python benchmarks/bench_load.py             # everything, ~45 minutes; prints and writes benchmarks/results/load.md
+    python benchmarks/bench_load.py --quick     # short windows: a smoke run of every scenario
+    python benchmarks/bench_load.py --priority  # ahead of other work on a shared machine (root)
+    python benchmarks/bench_load.py --report-from /tmp/bench-load-.../results.json   # the report again, no run
 """
 
 from __future__ import annotations
