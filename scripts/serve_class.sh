@@ -26,7 +26,7 @@ PYTHON="${PYTHON:-python3}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"  # Debian installs it in /usr/sbin
 START_TIMEOUT=180  # seconds for every process to answer /_stcore/health (torch and plotly load slowly)
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 2; }  # the comment above
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -93,6 +93,7 @@ start() {
         exit 2
     fi
     [ -x "$NGINX" ] || { echo "error: nginx not found at $NGINX (Debian: apt-get install nginx)" >&2; exit 1; }
+    command -v curl >/dev/null || { echo "error: curl not found (Debian: apt-get install curl)" >&2; exit 1; }
     if alive "$RUN_DIR/nginx.pid" || compgen -G "$RUN_DIR/streamlit-*.pid" >/dev/null; then
         echo "error: already running from $RUN_DIR; run '$0 stop' first" >&2
         exit 1
