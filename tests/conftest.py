@@ -1,6 +1,8 @@
 """Shared fixtures: AppTest for pages, a live Streamlit server, a Chromium page, and the screenshot folder."""
 
+import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -157,6 +159,14 @@ def downloads(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------- live server, browser
+
+
+def run_async(coroutine):
+    """run a coroutine to completion in a thread of its own: Playwright's sync API (the session's browser) keeps an
+    event loop running in the main thread, where asyncio.run would refuse to start"""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
 
 
 def _free_port() -> int:
