@@ -117,7 +117,7 @@ def test_a_csv_uploaded_through_nginx_is_used_by_the_mixtures_page(class_of_two)
     assert opened.status == "full" and not opened.exception
     assert uploaded.status == "full" and not uploaded.exception
     captions = [el.body for el in uploaded.find("markdown") if el.body.startswith("Current data")]
-    assert captions == ["Current data: **class_points**, 37 points (uploaded)."]
+    assert captions == [r"Current data: **class\_points**, 37 points (uploaded)."]  # the file name shown literally
     chart = json.loads(next(el.spec for el in uploaded.find("plotly_chart") if el.id.endswith("mx_chart_0")))
     data = next(t for t in chart["data"] if t.get("name", "").startswith("data"))
     assert len(plotly_array(data["x"])) == 37  # EM fits the uploaded points, not the preset's 500
