@@ -25,7 +25,7 @@ from torch import nn
 
 from lvm_core.estimators import cpu_threads, exact_log_marginal, log_mean_exp, seeded
 from lvm_core.inference import frozen
-from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, diag_normal_log_prob
+from lvm_core.models import ACTIVATIONS, MLPLVM, BernoulliMLPLVM, SeedLVM, diag_normal_log_prob
 
 OBJECTIVES = ("elbo", "iwae", "local")
 FORMAT = "lvm-lab/deep-lvm/1"
@@ -193,7 +193,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
               eval_X=None, eval_every: int | None = None, eval_resolution: int | None = 41,
               warmup: int = 500, inner_steps: int = 20, inner_lr: float = 0.05, grad_clip: float = 100.0,
               explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu",
-              threads: int | None = 1) -> TrainingHistory:
+              threads: int | None = 1, lr_decay: float = 1.0) -> TrainingHistory:
     """Fit theta (and the encoder psi for "elbo" / "iwae") by Adam on minibatches of X; returns a TrainingHistory.
 
     X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored by exact quadrature every
@@ -230,6 +230,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
     history.encoder = encoder  # visible to the callback, so an interrupted run keeps its encoder too
     params = list(model.parameters()) + (list(encoder.parameters()) if objective != "local" else [])
     opt = torch.optim.Adam(params, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * lr_decay)
     if objective == "local":
         history.phi_loc = principal_coordinates(X, model.latent_dim)
         history.phi_log_scale = torch.full_like(history.phi_loc, -1.0)
@@ -284,6 +285,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
                         encoder.load_state_dict(good[1])
                     break
                 opt.step()
+                schedule.step()
                 history.bound.append(value)
                 best_bound = max(best_bound, value)
                 if (step + 1) % check_every == 0:
@@ -326,7 +328,9 @@ def model_config(model) -> dict:
         return dict(kind="mlp", **model.config)
     if isinstance(model, SeedLVM):
         return dict(kind="seed", latent_dim=model.latent_dim, data_dim=model.data_dim, noise_scale=model.noise_scale)
-    raise ValueError(f"cannot save a {type(model).__name__}; only MLPLVM and SeedLVM models")
+    if isinstance(model, BernoulliMLPLVM):
+        return dict(kind="bernoulli", **model.config)
+    raise ValueError(f"cannot save a {type(model).__name__}; only MLPLVM, BernoulliMLPLVM and SeedLVM models")
 
 
 def build_model(config: dict):
@@ -337,6 +341,8 @@ def build_model(config: dict):
         return MLPLVM(**config)
     if kind == "seed":
         return SeedLVM(**config)
+    if kind == "bernoulli":
+        return BernoulliMLPLVM(**config)
     raise ValueError(f"unknown model kind {kind!r}")
 
 
