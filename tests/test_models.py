@@ -316,7 +316,7 @@ def test_mlp_builder_draws_pytorch_default_initialisation_from_its_generator_alo
             # a uniform's largest |value| among n lies within bound * (1 - 5/n) with probability 1 - e^-5
             assert np.abs(values).max() >= bound * (1 - 5 / values.size)
             assert stats.kstest(values, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3
-    assert BernoulliMLPLVM(seed=2).net[0].weight.equal(mlp(2, 64, 256, 2, "tanh", generator=2)[0].weight)
+    assert BernoulliMLPLVM(seed=2).net[0].weight.equal(mlp(2, 64, 128, 2, "tanh", generator=2)[0].weight)
 
 
 def test_independent_pixel_baseline_equals_sklearn_bernoulli_naive_bayes_with_one_class():
