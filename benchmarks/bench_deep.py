@@ -185,13 +185,14 @@ def main() -> None:
                   f"scikit-learn's EM, 500 iterations) per initialisation 0-{len(mixtures) - 1}: "
                   f"{', '.join(f'{m:.3f}' for m in mixtures)}. Bar: >= the best of these - 0.05 = {bar:.3f}, "
                   "in < 60 s of training.", "",
-                  "| seed | training s (CPU s) | load avg | held-out log p(x) | vs best GMM-10 | bar met |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['seed']} | {r['s']:.1f} ({r['cpu']:.1f}) | {r['load']:.1f} | {r['value']:.3f} | "
-                  f"{r['value'] - max(mixtures):+.3f} | {'yes' if r['value'] >= bar and r['s'] < 60 else 'NO'} |"
+                  "| seed | training s (CPU s) | load avg | under 60 s | held-out log p(x) | vs best GMM-10 "
+                  "| quality bar met |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['seed']} | {r['s']:.1f} ({r['cpu']:.1f}) | {r['load']:.1f} | {'yes' if r['s'] < 60 else 'NO'} "
+                  f"| {r['value']:.3f} | {r['value'] - max(mixtures):+.3f} | {'yes' if r['value'] >= bar else 'NO'} |"
                   for r in seeds]
         values = [r["value"] for r in seeds]
-        lines += [f"| mean | - | - | {np.mean(values):.3f} | {np.mean(values) - max(mixtures):+.3f} | - |", ""]
+        lines += [f"| mean | - | - | - | {np.mean(values):.3f} | {np.mean(values) - max(mixtures):+.3f} | - |", "",
+                  "Wall time stretches with the load of other jobs on the shared machine; CPU seconds much less so.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")

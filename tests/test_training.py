@@ -287,18 +287,20 @@ def test_recorded_bound_is_the_true_bound_during_warm_up():
 def test_quality_bar_train_lvm_defaults_reach_a_10_component_mixture_on_two_moons():
     # the infinite mixture against a finite one, at full size: standardised two moons (noise 0.05, the preset's
     # default), 3,000 train / 1,000 held-out points; MLPLVM(2, 2, 64) trained with train_lvm's defaults must reach the
-    # held-out log-likelihood of a 10-component full-covariance GMM minus 0.05 nats per point, both exact (the GMM in
-    # closed form, the MLPLVM by quadrature at its default resolution, ~1e-4 nats). Seeded: the figure is the
-    # benchmark's seed 0; other seeds and the time bar (< 60 s) are in benchmarks/bench_deep.py, not here.
+    # held-out log-likelihood of a 10-component full-covariance GMM minus 0.05 nats per point. The GMM's is exact;
+    # the MLPLVM's is quadrature at 41 points per axis (10x faster than the default), which is 7e-3 nats below the
+    # default resolution's for this very model (-1.198 vs -1.191, benchmarks/results/deep.md): the bar is raised by
+    # 0.01 to cover it. Seeded: the figure is the benchmark's seed 0; other seeds and the time bar (< 60 s) are in
+    # benchmarks/bench_deep.py, not here.
     X, _, _ = standardize(make_dataset("two_moons", n=4000, seed=0))
     X_train, X_test = train_test_split_points(X, test_fraction=0.25, seed=0)
     assert len(X_train) == 3000 and len(X_test) == 1000
     model = MLPLVM(2, 2, 64, seed=0)
     history = train_lvm(model, X_train)
     assert history.finished
-    held_out = held_out_log_lik(model, torch.tensor(X_test, dtype=torch.float32), resolution=None)
+    held_out = held_out_log_lik(model, torch.tensor(X_test, dtype=torch.float32), resolution=41)
     mixture = float(gmm.log_marginal(gmm.fit_mixture(X_train, 10, seed=0, max_iter=500), X_test).mean())
-    assert held_out >= mixture - 0.05, (held_out, mixture)
+    assert held_out >= mixture - 0.05 + 0.01, (held_out, mixture)
 
 
 # ------------------------------------------------------------------------------------------------- binary images
