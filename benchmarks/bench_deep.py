@@ -192,7 +192,7 @@ def main() -> None:
                   for r in seeds]
         values = [r["value"] for r in seeds]
         lines += [f"| mean | - | - | - | {np.mean(values):.3f} | {np.mean(values) - max(mixtures):+.3f} | - |", "",
-                  "Wall time stretches with the load of other jobs on the shared machine; CPU seconds much less so.", ""]
+                  "Wall time stretches with the load of other jobs on the shared machine; CPU seconds less so.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")
