@@ -306,3 +306,25 @@ def _to_float(column: pd.Series) -> np.ndarray:
 
 def _names(cols) -> str:
     return ", ".join(str(c) for c in cols)
+
+
+# ------------------------------------------------------------------------------------------ handwritten digits
+DIGITS_THRESHOLD = 8  # load_digits' pixels are counts 0..16; >= 8 is "ink"
+DIGITS_SHAPE = (8, 8)
+
+
+def load_binarized_digits(seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                              np.ndarray]:
+    """scikit-learn's handwritten digits (1,797 images of 8 x 8, shipped with scikit-learn), binarised at pixel
+    value >= 8, split into train and held-out parts stratified by digit (the same split for the same seed).
+
+    Returns X_train: (n_train, 64), X_test: (n_test, 64) float32 arrays of 0/1 (row-major 8 x 8 images), and
+    y_train: (n_train,), y_test: (n_test,) the digits 0-9 (int64). The default split is 1,437 / 360.
+    """
+    from sklearn.model_selection import train_test_split
+
+    digits = skd.load_digits()
+    X = (digits.data >= DIGITS_THRESHOLD).astype(np.float32)  # (1797, 64)
+    y = digits.target.astype(np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_fraction, stratify=y, random_state=seed)
+    return X_train, X_test, y_train, y_test

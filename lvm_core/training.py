@@ -25,7 +25,7 @@ from torch import nn
 
 from lvm_core.estimators import exact_log_marginal, log_mean_exp
 from lvm_core.inference import DEFAULT_K, DEFAULT_LR, DEFAULT_STEPS, LR_DECAY_STEPS, PhiOptimizer
-from lvm_core.models import ACTIVATIONS, MLPLVM, SeedLVM, mlp
+from lvm_core.models import ACTIVATIONS, MLPLVM, BernoulliMLPLVM, SeedLVM, mlp
 from lvm_core.proposals import make_generator, sample
 
 OBJECTIVES = ("elbo", "iwae", "local")
@@ -190,12 +190,18 @@ def pick_device(device: str = "cpu") -> torch.device:
 
 
 # ----------------------------------------------------------------------------------------------------- train_lvm
-def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, lr: float = 1e-2,
+def train_lvm(model, X, objective: str = "iwae", k: int = 8, steps: int = 6000, lr: float = 1e-2,
               batch_size: int = 128, seed: int = 0, callback: Callable | None = None, encoder: Encoder | None = None,
               eval_X=None, eval_every: int | None = None, eval_resolution: int | None = None,
               warmup: int = 500, inner_steps: int = 20, inner_lr: float = 0.05, grad_clip: float = 100.0,
-              explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu") -> TrainingHistory:
+              explode_nats: float = 1e3, check_every: int = 50, device: str = "cpu",
+              lr_decay: float = 0.05) -> TrainingHistory:
     """Fit theta (and the encoder psi for "elbo" / "iwae") by Adam on minibatches of X; returns a TrainingHistory.
+
+    The defaults (IWAE with k = 8, 6,000 steps, lr 1e-2 decaying to 5e-4) take an MLPLVM(2, 2, 64) on standardised
+    two moons past a 10-component Gaussian mixture's held-out log-likelihood, and a BernoulliMLPLVM on the 8 x 8
+    digits to about -17 nats per held-out image, each in well under a minute on one CPU thread
+    (benchmarks/results/deep.md, digits.md). "local" runs an inner loop per step: give it a few hundred steps.
 
     X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored exactly every ``eval_every``
     steps (``eval_resolution``: a fixed quadrature grid per point instead, an approximation). "local" keeps one
@@ -204,13 +210,15 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
     warm-up, at most a quarter of the run); ``history.bound`` always records the true bound (beta = 1).
     Every random draw (minibatches, the reparameterised noise, the inner loop's) comes from one generator made from
     ``seed`` on the training device, so a seed reproduces a run.
+    ``lr_decay``: the learning rate falls from ``lr`` to ``lr * lr_decay`` along a cosine over the run (1: constant);
+    the small late steps let the decoder settle into sharp, thin densities.
     callback(history) is called after every step; returning True stops the run. The best weights are loaded into
     ``model`` (and ``encoder``) at the end, also when the run was stopped, interrupted or diverged.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if steps < 1 or k < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0):
-        raise ValueError("steps, k and batch_size must be at least 1 and lr a positive number")
+    if steps < 1 or k < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0) or not 0 < lr_decay <= 1:
+        raise ValueError("steps, k and batch_size must be at least 1, lr a positive number and lr_decay in (0, 1]")
     dev = pick_device(device)
     home = model.device
     model.to(dev)
@@ -226,12 +234,13 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
         encoder.to(dev)
     batch_size = min(batch_size, n)
     warmup = min(warmup, steps // 4)
-    config = dict(objective=objective, k=k, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+    config = dict(objective=objective, k=k, steps=steps, lr=lr, lr_decay=lr_decay, batch_size=batch_size, seed=seed,
                   warmup=warmup, inner_steps=inner_steps, inner_lr=inner_lr, device=dev.type)
     history = TrainingHistory(objective=objective, config=config, best_by="held-out" if eval_X is not None else "bound")
     history.encoder = encoder  # visible to the callback, so an interrupted run keeps its encoder too
     params = list(model.parameters()) + (list(encoder.parameters()) if objective != "local" else [])
     opt = torch.optim.Adam(params, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * lr_decay)
     if objective == "local":
         history.phi_loc = principal_coordinates(X, model.latent_dim)
         history.phi_log_scale = torch.full_like(history.phi_loc, -1.0)
@@ -286,6 +295,7 @@ def train_lvm(model, X, objective: str = "elbo", k: int = 1, steps: int = 2000, 
                     encoder.load_state_dict(good[1])
                 break
             opt.step()
+            schedule.step()
             history.bound.append(value)
             best_bound = max(best_bound, value)
             if (step + 1) % check_every == 0:
@@ -328,7 +338,9 @@ def model_config(model) -> dict:
         return dict(kind="mlp", **model.config)
     if isinstance(model, SeedLVM):
         return dict(kind="seed", latent_dim=model.latent_dim, data_dim=model.data_dim, noise_scale=model.noise_scale)
-    raise ValueError(f"cannot save a {type(model).__name__}; only MLPLVM and SeedLVM models")
+    if isinstance(model, BernoulliMLPLVM):
+        return dict(kind="bernoulli", **model.config)
+    raise ValueError(f"cannot save a {type(model).__name__}; only MLPLVM, BernoulliMLPLVM and SeedLVM models")
 
 
 def build_model(config: dict):
@@ -339,6 +351,8 @@ def build_model(config: dict):
         return MLPLVM(**config)
     if kind == "seed":
         return SeedLVM(**config)
+    if kind == "bernoulli":
+        return BernoulliMLPLVM(**config)
     raise ValueError(f"unknown model kind {kind!r}")
 
 

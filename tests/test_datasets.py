@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from lvm_core.datasets import (
+    DIGITS_THRESHOLD,
     MAX_POINTS,
     MAX_UPLOAD_BYTES,
     PRESET_LABELS,
     PRESET_NAMES,
     DataError,
+    load_binarized_digits,
     load_points_csv,
     make_dataset,
     standardize,
@@ -157,3 +159,27 @@ def test_file_over_the_upload_limit():
     raw = b"x,y\n" + b"1,2\n" * (MAX_UPLOAD_BYTES // 4 + 10)
     with pytest.raises(DataError, match="limit is 10 MB"):
         load_points_csv(raw)
+
+
+def test_binarized_digits_are_a_stratified_80_20_split_of_binary_float32_images():
+    from sklearn.datasets import load_digits
+
+    X_train, X_test, y_train, y_test = load_binarized_digits(seed=0)
+    assert X_train.shape == (1437, 64) and X_test.shape == (360, 64)
+    assert X_train.dtype == X_test.dtype == np.float32 and y_train.shape == (1437,) and y_test.shape == (360,)
+    assert set(np.unique(X_train)) == set(np.unique(X_test)) == {0.0, 1.0}
+    # stratified: every digit's share of the held-out part is its share of the whole, up to rounding one image
+    digits = load_digits()
+    counts = np.bincount(digits.target, minlength=10)
+    assert np.all(np.abs(np.bincount(y_test, minlength=10) - 0.2 * counts) <= 1)
+    assert np.array_equal(np.bincount(y_train, minlength=10) + np.bincount(y_test, minlength=10), counts)
+    # the split partitions the data set: every image (with its label) appears exactly once, binarised at >= 8
+    ours = sorted(map(bytes, np.concatenate([np.c_[X_train, y_train], np.c_[X_test, y_test]]).astype(np.uint8)))
+    theirs = sorted(map(bytes, np.c_[digits.data >= DIGITS_THRESHOLD, digits.target].astype(np.uint8)))
+    assert ours == theirs
+
+
+def test_binarized_digits_split_is_deterministic_by_seed():
+    first, again, other = load_binarized_digits(0), load_binarized_digits(0), load_binarized_digits(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[1], other[1])

@@ -144,7 +144,7 @@ def _grid_moments_proposal(model, x: torch.Tensor) -> MultivariateNormal:
 
 
 def test_mlp_quadrature_agrees_with_importance_sampling_with_large_k_within_standard_errors():
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=16, min_scale=0.05, seed=4, dtype=torch.float64)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=16, depth=2, min_scale=0.05, seed=4, dtype=torch.float64)
     with torch.no_grad():
         model.net[-1].weight.mul_(6.0)  # a curvier mu(z) and a smaller sigma(z) than at init: non-Gaussian posteriors
     x, _ = model.sample(4, generator=2)

@@ -122,7 +122,7 @@ def _iwae_case():
 
 
 def test_iwae_gradients_equal_plain_autograd_on_the_same_eps_for_an_mlp():
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=8, seed=0, dtype=torch.float64)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=8, depth=2, seed=0, dtype=torch.float64)
     x = torch.tensor([[0.3, -0.2], [1.0, 0.5]], dtype=torch.float64)
     loc = torch.tensor([[0.1, 0.2], [-0.3, 0.0]], dtype=torch.float64)
     log_scale = torch.tensor([[-0.2, 0.1], [0.0, -0.5]], dtype=torch.float64)
@@ -203,7 +203,7 @@ def test_signal_to_noise_is_mean_over_sd():
 
 
 def test_gradient_draws_work_under_no_grad_and_leave_the_models_gradients_alone():
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=8, seed=0, dtype=torch.float64)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=8, depth=2, seed=0, dtype=torch.float64)
     x = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
     phi = torch.zeros(1, 2, dtype=torch.float64)
     with torch.no_grad():

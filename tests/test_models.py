@@ -5,10 +5,22 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from scipy import integrate, special, stats
 from sklearn.mixture import GaussianMixture
+from sklearn.naive_bayes import BernoulliNB
 
-from lvm_core.models import MLPLVM, GaussianMixtureLVM, LinearGaussianLVM, SeedLVM
+from lvm_core.datasets import load_binarized_digits
+from lvm_core.estimators import exact_log_marginal
+from lvm_core.models import (
+    MLPLVM,
+    BernoulliMLPLVM,
+    GaussianMixtureLVM,
+    LinearGaussianLVM,
+    SeedLVM,
+    independent_pixel_log_likelihood,
+    mlp,
+)
+from lvm_core.training import train_lvm
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -166,7 +178,7 @@ def test_mlp_initial_theta_follows_pytorchs_default_linear_init_from_its_own_gen
         torch.manual_seed(5)
         reference = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16),
                                         torch.nn.Tanh(), torch.nn.Linear(16, 4)).to(dtype)
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=16, seed=5, dtype=dtype)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=16, depth=2, seed=5, dtype=dtype)
     for (name, a), b in zip(model.net.state_dict().items(), reference.state_dict().values(), strict=True):
         assert a.dtype == dtype and torch.equal(a, b), name
 
@@ -252,7 +264,6 @@ def test_mixture_with_a_zero_weight_component_gives_finite_log_joint_for_the_oth
 
 
 # ------------------------------------------------------------------------------------------------ hard posteriors
-from lvm_core.estimators import exact_log_marginal  # noqa: E402
 from lvm_core.models import HARD_POSTERIORS, BananaLVM, BimodalLVM, FunnelLVM, hard_posterior  # noqa: E402
 
 
@@ -346,3 +357,104 @@ def test_hard_posterior_registry_builds_each_model_with_its_point_and_refuses_un
     for bad in (dict(noise=(0.0, 1.0)), dict(noise=(1.0, math.nan))):
         with pytest.raises(ValueError, match="positive"):
             BananaLVM(**bad)
+# ------------------------------------------------------------------------------------------------------- Bernoulli
+def _binary(shape, seed=0, p=0.4) -> torch.Tensor:
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) < p).double()
+
+
+def test_bernoulli_log_likelihood_equals_torch_bernoulli_and_scipy():
+    model = BernoulliMLPLVM(latent_dim=2, data_dim=10, hidden=16, seed=1, dtype=torch.float64)
+    with torch.no_grad():  # larger weights: logits far from 0, where a probability-space formula would lose digits
+        model.net[-1].weight.mul_(60.0)
+    x = _binary((5, 10))
+    z = 2 * torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    logits = model.logits(z)  # (3, 5, 10)
+    assert logits.abs().max() > 20
+    ours = model.log_likelihood(x, z)
+    assert ours.shape == (3, 5)
+    by_torch = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
+    torch.testing.assert_close(ours, by_torch, rtol=1e-12, atol=1e-10)
+    by_scipy = stats.bernoulli.logpmf(_np(x), special.expit(_np(logits))).sum(-1)
+    finite = np.isfinite(by_scipy)  # scipy works with probabilities: a logit of 40 rounds to p = 1 and log 0
+    np.testing.assert_allclose(_np(ours)[finite], by_scipy[finite], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(model.log_joint(x, z), ours + model.log_prior(z))
+
+
+def test_bernoulli_shared_z_path_equals_the_per_point_path():
+    # a z shared by the batch (batch axis 1) goes through the matrix product; it must equal the broadcast sum
+    model = BernoulliMLPLVM(latent_dim=2, data_dim=64, hidden=32, seed=0, dtype=torch.float64)
+    x = _binary((6, 64), seed=3)
+    z = torch.randn(4, 7, 1, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    shared = model.log_likelihood(x, z)
+    assert shared.shape == (4, 7, 6)
+    torch.testing.assert_close(shared, model.log_likelihood(x, z.expand(4, 7, 6, 2)), rtol=1e-12, atol=1e-10)
+    one = model.log_likelihood(x[:1], z[:, :, 0])  # one image against (4, 7) z values
+    torch.testing.assert_close(one, shared[..., 0], rtol=1e-12, atol=1e-10)
+
+
+def test_bernoulli_samples_are_binary_reproducible_and_match_the_pixel_probabilities():
+    model = BernoulliMLPLVM(seed=3)
+    x, z = model.sample(20_000, generator=0)
+    assert x.shape == (20_000, 64) and z.shape == (20_000, 2) and x.dtype == torch.float32
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    x2, z2 = model.sample(20_000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, x2) and torch.equal(z, z2)
+    assert not torch.equal(model.sample(100, generator=1)[0], x[:100])
+    # given z, x_j - sigmoid(l_j(z)) has mean 0 and variance <= 1/4: the pixel means agree within 5 standard errors
+    gap = (x - model.mean(z)).double().mean(0)
+    assert gap.abs().max() < 5 * 0.5 / math.sqrt(20_000), gap.abs().max()
+    assert abs(float(z.mean())) < 5 / math.sqrt(40_000) and abs(float(z.var()) - 1) < 5 * math.sqrt(2 / 40_000)
+
+
+def test_bernoulli_initial_theta_is_the_mlp_builders_from_the_seed_alone():
+    state = torch.get_rng_state()
+    model = BernoulliMLPLVM(seed=2)
+    assert torch.equal(torch.get_rng_state(), state)  # torch's global generator untouched
+    net = mlp([2, 128, 128, 64], "tanh", torch.Generator().manual_seed(2), torch.float32)
+    assert all(torch.equal(a, b) for a, b in zip(model.net.parameters(), net.parameters(), strict=True))
+
+
+def test_independent_pixel_baseline_equals_sklearn_bernoulli_naive_bayes_with_one_class():
+    X_train, X_test, _, _ = load_binarized_digits()
+    for alpha in (1.0, 0.5):
+        ours = independent_pixel_log_likelihood(X_train, X_test, alpha=alpha)
+        nb = BernoulliNB(alpha=alpha, binarize=None).fit(X_train, np.zeros(len(X_train)))
+        np.testing.assert_allclose(_np(ours), nb.predict_joint_log_proba(X_test)[:, 0], rtol=1e-10)
+    with pytest.raises(ValueError, match="alpha"):
+        independent_pixel_log_likelihood(X_train, X_test, alpha=0.0)
+
+
+def _bernoulli_brute_force(model, x: np.ndarray, box: float = 7.0, m: int = 401) -> tuple[np.ndarray, np.ndarray]:
+    """log p(x) by the trapezoid rule on a fixed m x m grid over [-box, box]^2, from the decoder's logits and scipy
+    alone; also the same rule on every other node, whose difference estimates the grid's own error. -> (batch,) x 2."""
+    axis = np.linspace(-box, box, m)
+    z1, z2 = np.meshgrid(axis, axis, indexing="ij")
+    z = np.stack([z1.ravel(), z2.ravel()], -1)  # (m * m, 2)
+    with torch.no_grad():
+        logits = model.logits(torch.from_numpy(z)).numpy()  # (m * m, 64)
+    log_off = special.log_expit(-logits)  # log(1 - sigmoid(l)); log sigmoid(l) = l + log(1 - sigmoid(l))
+    log_f = x @ (logits + log_off).T + (1 - x) @ log_off.T  # (batch, m * m)
+    log_f = (log_f + stats.norm.logpdf(z).sum(-1)).reshape(-1, m, m)
+    peak = log_f.max(axis=(1, 2), keepdims=True)
+    f = np.exp(log_f - peak)
+
+    def rule(f, h):
+        return np.log(integrate.trapezoid(integrate.trapezoid(f, dx=h, axis=2), dx=h, axis=1)) + peak[:, 0, 0]
+
+    h = axis[1] - axis[0]
+    return rule(f, h), rule(f[:, ::2, ::2], 2 * h)
+
+
+@pytest.mark.parametrize("steps", [0, 300])
+def test_bernoulli_exact_log_marginal_equals_an_independent_brute_force_grid(steps):
+    # an untrained decoder (broad posteriors) and one trained briefly on the digits (sharper, bent posteriors)
+    X_train, X_test, _, _ = load_binarized_digits()
+    model = BernoulliMLPLVM(hidden=32, seed=0, dtype=torch.float64)
+    if steps:
+        train_lvm(model, X_train, objective="iwae", k=4, steps=steps, seed=0)
+    x = X_test[:8].astype(np.float64)
+    reference, coarse = _bernoulli_brute_force(model, x)
+    grid_error = np.abs(reference - coarse)
+    assert grid_error.max() < 1e-6, grid_error  # the reference has converged
+    ours = _np(exact_log_marginal(model, torch.from_numpy(x)))
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4 + grid_error.max())

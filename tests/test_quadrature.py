@@ -102,7 +102,7 @@ class BernoulliToy(torch.nn.Module):
 
 def _sharpened(seed: int = 1, dtype=torch.float64) -> MLPLVM:
     """An MLPLVM with a curvier mu(z) and a small sigma(z): posteriors 0.04-0.1 wide and bent, as after training."""
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=32, min_scale=0.01, seed=seed, dtype=dtype)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=32, depth=2, min_scale=0.01, seed=seed, dtype=dtype)
     with torch.no_grad():
         model.net[-1].weight.mul_(5.0)
         model.net[-1].bias[2:] -= 2.5  # the raw log-sigma outputs: sigma(z) shrinks towards min_scale
@@ -142,7 +142,7 @@ def test_far_and_narrow_posteriors_are_refined_and_reported_as_such():
 def test_mlp_matches_a_brute_force_grid():
     # posteriors of this MLP are >= 0.45 wide: spacing 0.04 over [-9, 9]^2 resolves them (1e-14 from spacing 0.02),
     # and the prior leaves e^-40 of its density outside the box
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=32, seed=3, dtype=torch.float64)
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=32, depth=2, seed=3, dtype=torch.float64)
     x, _ = model.sample(40, generator=0)
     x = torch.cat([x, torch.tensor([[4.0, -4.0], [-6.0, 0.0]], dtype=torch.float64)])  # far outside p(x)'s bulk
     expected = brute_force_log_marginal(model, x, 9.0, 451)
@@ -191,8 +191,8 @@ def test_chunking_gives_identical_results(monkeypatch):
 
 
 def test_float32_and_float64_models_agree_within_float32_rounding():
-    m64 = MLPLVM(latent_dim=2, data_dim=2, hidden=32, seed=5, dtype=torch.float64)
-    m32 = MLPLVM(latent_dim=2, data_dim=2, hidden=32, seed=5, dtype=torch.float32)
+    m64 = MLPLVM(latent_dim=2, data_dim=2, hidden=32, depth=2, seed=5, dtype=torch.float64)
+    m32 = MLPLVM(latent_dim=2, data_dim=2, hidden=32, depth=2, seed=5, dtype=torch.float32)
     x, _ = m64.sample(25, generator=5)
     got32, got64 = exact_log_marginal(m32, x.float()), exact_log_marginal(m64, x)
     assert got32.dtype == torch.float32 and got64.dtype == torch.float64
@@ -205,7 +205,7 @@ def test_float32_and_float64_models_agree_within_float32_rounding():
 def test_method_reports_say_how_each_value_was_computed():
     linear = LinearGaussianLVM.random(2, 3, seed=0)
     mixture = GaussianMixtureLVM([0.3, 0.7], [[0.0, 0.0], [2.0, 1.0]], [torch.eye(2).tolist()] * 2)
-    mlp = MLPLVM(latent_dim=2, data_dim=2, hidden=16, seed=0)
+    mlp = MLPLVM(latent_dim=2, data_dim=2, hidden=16, depth=2, seed=0)
     x = torch.zeros(3, 2)
     assert exact_marginal(linear, torch.zeros(3, 3, dtype=torch.float64)).method == (CLOSED_FORM,) * 3
     assert exact_marginal(mixture, x.double()).method == (CLOSED_FORM,) * 3  # it has both; the formula wins

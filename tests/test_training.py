@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lvm_core import gmm
-from lvm_core.datasets import make_dataset, standardize, train_test_split_points
+from lvm_core.datasets import load_binarized_digits, make_dataset, standardize, train_test_split_points
 from lvm_core.estimators import exact_log_marginal, log_mean_exp, quadrature_elbo
-from lvm_core.models import MLPLVM, LinearGaussianLVM, SeedLVM
+from lvm_core.models import MLPLVM, BernoulliMLPLVM, LinearGaussianLVM, SeedLVM, independent_pixel_log_likelihood
 from lvm_core.training import (
     Encoder,
     _log_weights,
@@ -280,17 +280,75 @@ def test_recorded_bound_is_the_true_bound_during_warm_up():
     assert history.config["warmup"] == 10 and history.bound[0] < -2.8
 
 
-def test_quality_bar_default_elbo_beats_one_gaussian_by_0_8_nats_on_two_moons():
-    # the quality bar at its own size: standardised two moons (noise 0.05, the preset's default), 3,000 train / 1,000
-    # held-out points, MLPLVM(latent_dim=2) trained with train_lvm's defaults; exact held-out log-likelihood (1e-4
-    # nats per point). Seeded, so the figure is the benchmark's (+0.98 nats); the time bar (< 60 s) is measured in
+def test_quality_bar_train_lvm_defaults_reach_a_10_component_mixture_on_two_moons():
+    # the infinite mixture against a finite one, at full size: standardised two moons (noise 0.05, the preset's
+    # default), 3,000 train / 1,000 held-out points; MLPLVM(2, 2, 64) trained with train_lvm's defaults must reach the
+    # held-out log-likelihood of a 10-component full-covariance GMM minus 0.05 nats per point, both exact (the
+    # MLPLVM's by quadrature to 1e-4 nats per point). Seeded: the figure is the benchmark's seed 0; other seeds and
+    # the time bar (< 60 s) are in
     # benchmarks/bench_deep.py, not here.
     X, _, _ = standardize(make_dataset("two_moons", n=4000, seed=0))
     X_train, X_test = train_test_split_points(X, test_fraction=0.25, seed=0)
     assert len(X_train) == 3000 and len(X_test) == 1000
-    model = MLPLVM(latent_dim=2, seed=0)
+    model = MLPLVM(2, 2, 64, seed=0)
     history = train_lvm(model, X_train)
     assert history.finished
     held_out = held_out_log_lik(model, torch.tensor(X_test, dtype=torch.float32))
-    single = float(gmm.log_marginal(gmm.fit_mixture(X_train, 1, seed=0), X_test).mean())
-    assert held_out - single >= 0.8, (held_out, single)
+    mixture = float(gmm.log_marginal(gmm.fit_mixture(X_train, 10, seed=0, max_iter=500), X_test).mean())
+    assert held_out >= mixture - 0.05, (held_out, mixture)
+
+
+# ------------------------------------------------------------------------------------------------- binary images
+def test_bernoulli_model_save_load_round_trips_and_is_validated_on_load():
+    X_train, X_test, _, _ = load_binarized_digits()
+    model = BernoulliMLPLVM(hidden=16, depth=1, activation="elu", seed=3)
+    history = train_lvm(model, X_train, objective="iwae", k=2, steps=5, seed=0)
+    model2, encoder2, config2 = load_lvm(save_lvm(model, history.encoder, {"data": "digits"}))
+    assert isinstance(model2, BernoulliMLPLVM) and model2.config == model.config and config2 == {"data": "digits"}
+    for a, b in ((model, model2), (history.encoder, encoder2)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    x, z = torch.as_tensor(X_test[:7]), torch.randn(3, 7, 2)
+    assert torch.equal(model.log_joint(x, z), model2.log_joint(x, z))
+
+    def fewer_pixels(p):
+        p["model_config"]["data_dim"] = 10
+
+    def wrong_encoder(p):
+        p["encoder_config"]["data_dim"] = 10
+
+    for edit in (fewer_pixels, wrong_encoder):
+        with pytest.raises(ValueError, match="weights do not match|dimensions do not match|shape"):
+            load_lvm(_tampered(model, history.encoder, edit))
+
+
+def test_short_iwae_run_on_digits_raises_the_held_out_elbo_past_independent_pixels():
+    # 300 steps: the encoder's held-out ELBO (a lower bound on log p(x)) climbs from an untrained model's ~-45 nats
+    # (64 coin flips) past the independent-pixel model's exact log-likelihood: the 2-D latent already explains more
+    X_train, X_test, _, _ = load_binarized_digits()
+    x = torch.as_tensor(X_test)
+    model = BernoulliMLPLVM(hidden=64, seed=0)
+    encoder = Encoder(64, 2, seed=0)
+
+    def held_out_elbo():
+        with torch.no_grad():
+            loc, log_scale = encoder(x)
+            # 64 samples per image: the mean over 360 images has a standard error far below the margins here
+            return float(bound(model, x, loc, log_scale, k=64, objective="elbo",
+                               generator=torch.Generator().manual_seed(0)).mean())
+
+    before = held_out_elbo()
+    history = train_lvm(model, X_train, objective="iwae", k=8, steps=300, seed=0, encoder=encoder)
+    after = held_out_elbo()
+    baseline = float(independent_pixel_log_likelihood(X_train, X_test).mean())
+    assert history.finished and before < -40
+    assert after > baseline, (before, after, baseline)
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae", "local"])
+def test_every_objective_trains_a_bernoulli_model_on_digits(objective):
+    X_train, _, _, _ = load_binarized_digits()
+    model = BernoulliMLPLVM(hidden=16, seed=0)
+    history = train_lvm(model, X_train, objective=objective, k=2, steps=30, warmup=0, seed=0, inner_steps=5)
+    assert history.finished and history.diverged is None and all(math.isfinite(b) for b in history.bound)
+    assert np.mean(history.bound[-5:]) > history.bound[0] + 1.0, (history.bound[0], history.bound[-5:])
