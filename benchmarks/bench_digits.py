@@ -1,6 +1,6 @@
 """Handwritten digits: train_lvm's defaults on a BernoulliMLPLVM, and the exact held-out log p(x) beside its bounds.
 
-    python benchmarks/bench_digits.py              # seeds 0, 1, 2 (~10-15 min on a quiet 2-core machine)
+    python benchmarks/bench_digits.py              # seeds 0, 1, 2 (~10-15 min on two cores)
     python benchmarks/bench_digits.py --seeds 1    # seed 0 only
 
 For each seed: training time (wall and CPU), exact held-out log p(x) by ``exact_log_marginal`` (timed over the whole

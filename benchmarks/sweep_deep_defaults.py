@@ -1,6 +1,6 @@
 """How train_lvm's defaults were chosen: settings x seeds on two moons, exact held-out log-likelihood per run.
 
-    python benchmarks/sweep_deep_defaults.py                  # every setting below (~1.5 h on a quiet 2-core machine)
+    python benchmarks/sweep_deep_defaults.py                  # every setting below (~1.5 h on two cores)
     python benchmarks/sweep_deep_defaults.py --only chosen    # the chosen setting only, 8 seeds
 
 Standardised two moons (noise 0.05), 3,000 train / 1,000 held-out (bench_deep's split); MLPLVM(2, 2, 64) with the

@@ -56,7 +56,7 @@ ESTIMATOR_LABELS = {"naive": "naive MC (uniform box)", "prior": "prior sampling"
 PRESETS = ("prior", "fitted", "too narrow", "too wide", "shifted")
 PRESET_FACTOR = 10.0  # "too narrow" / "too wide": the posterior's standard deviation divided / multiplied by this
 PRESET_SHIFT = 3.0  # "shifted": the fitted q moved by this many posterior standard deviations on every axis
-MAX_EVALUATIONS = 2 * 10**6  # k * trials per estimator (~1 s each on the busy 2-core machine); beyond it fewer trials
+MAX_EVALUATIONS = 2 * 10**6  # k * trials per estimator (about a second of one core each); beyond it fewer trials
 CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over whole trials
 
 

@@ -29,7 +29,7 @@ class LocalGaussian(nn.Module):
         self.off_diag = nn.Parameter(torch.zeros(*loc.shape, d, dtype=loc.dtype, device=loc.device),
                                      requires_grad=full_covariance)
         i = torch.arange(d, device=loc.device)
-        # a mask, not torch.tril: tril on tiny tensors stalls for milliseconds in OpenMP on a busy 2-core machine
+        # a mask, not torch.tril: tril on tiny tensors can stall for milliseconds in OpenMP when the cores are contended
         self._strictly_lower = (i[:, None] > i[None, :]).to(loc.dtype)
 
     @classmethod

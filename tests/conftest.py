@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-APPTEST_TIMEOUT = 60  # seconds per AppTest run; torch and plotly load slowly on a busy 2-core machine
+APPTEST_TIMEOUT = 60  # seconds per AppTest run; the first import of torch and plotly takes seconds on contended cores
 SERVER_START_TIMEOUT = 90  # seconds for `streamlit run` to answer /_stcore/health
 APP_RUN_TIMEOUT_MS = 90_000  # a page's first run in the browser (cold caches, model fits)
 

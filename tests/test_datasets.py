@@ -89,7 +89,7 @@ def test_csv_picks_first_two_numeric_columns_and_named_ones():
         load_points_csv(text, columns=("name", "a"))
 
 
-# --- each bad file of issue 3 ---------------------------------------------------------------------------------
+# --- each kind of bad file ------------------------------------------------------------------------------------
 
 
 def test_empty_file():
