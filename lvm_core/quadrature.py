@@ -38,6 +38,8 @@ MAX_REFINE = 3  # the adaptive grid doubles its resolution at most this often (8
 # and 2h alike, the sub-lattices can agree with each other better than with the integral (seen on a trained two-moons
 # model: 7e-5 apart, 1.4e-4 off); at a tenth such points go on refining
 HALVING_TOL = REFINE_TOL / 10
+FALL = 8.0  # the halving test's deviation must be this many times below the 4h sub-lattices' to extrapolate from them
+MAX_QUARTER = 0.5
 # a window holds every node within WINDOW_LOG_MASS + log((2 pi)^(d/2) / A) nats of the point's peak, where
 # A = p(x) / max_z p(x, z) is the posterior's effective area: past an edge that deep, an integrand falling off at
 # least like the prior holds less than e^-14 (1e-6) of the mass, however narrow the posterior
@@ -50,17 +52,19 @@ MIN_ESS_PER_AXIS = 3.0
 TILE = {1: 64, 2: 16}  # lattice nodes per axis of a tile, the unit of shared work; even, so parities line up
 PILOT_HALF_WIDTH = 10.0  # the pilot covers [-10, 10)^d; the prior's density at its edge is e^-50
 PILOT_TILES = 2  # tiles per half-axis of the pilot: its spacing h0 = PILOT_HALF_WIDTH / (PILOT_TILES * T)
-# spacings h0 2^(-k / RUNGS_PER_OCTAVE); a round moves a point at most MAX_OCTAVES_PER_ROUND finer. Halving steps:
-# finer steps would fit each point's spacing closer, but every distinct spacing is a pass of its own over the tiles
-# (the decoder and a call per tile again), which costs more than the nodes saved (measured: 1.5x the time at 2 steps
-# per octave on a trained two-moons model)
-RUNGS_PER_OCTAVE = 1
+# spacings h0 2^-k; a round moves a point at most MAX_OCTAVES_PER_ROUND finer. Whole octaves: a tile then splits into
+# whole tiles of the finer lattice, so a window can follow the nodes that hold mass; and finer steps would fit each
+# point's spacing closer, but every distinct spacing is a pass of its own over the tiles (the decoder and a call per
+# tile again), which costs more than the nodes saved (measured: 1.5x the time at 2 steps per octave on a trained
+# two-moons model)
 MAX_OCTAVES_PER_ROUND = 2
 MIN_SPACING_RATIO = 2.0**-12  # finer than h0 / 4096 (8e-5 in 2-D): the per-point adaptive grid takes over
-MAX_WINDOW_NODES = 1 << 18  # a point needing more nodes goes to the per-point adaptive grid
+NEXT_TILES_CHUNK = 1 << 12  # (point, tile) pairs whose masks are dilated at once: ~7 MB of float32 canvases
+PAD = 2  # cells of padding round the nodes that hold mass when a window is drawn for the next lattice
+MAX_WINDOW_NODES = 1 << 20  # a point needing more nodes goes to the per-point adaptive grid
 MAX_ROUNDS = 12
 PAIR_BUDGET = 1 << 20  # (node, point, data_dim) elements of log_joint's intermediates held at once
-POINT_CHUNK = 1 << 12  # points sharing the lattices at a time
+POINT_CHUNK = 1 << 10  # points sharing the lattices at a time; their windows (up to MAX_WINDOW_NODES each) are held
 MAX_TILE_PAIRS = 1 << 16  # (point, tile) pairs of one pass: bounds the per-pair statistics held (d * T values each)
 
 
@@ -100,7 +104,7 @@ def _lattice_chunk(model, x: torch.Tensor, tol: float) -> torch.Tensor:
         nxt = []
         pair_rung = rung[pair_point]  # this round's, before any point moves on
         for k in torch.unique(pair_rung).tolist():
-            h = h0 * 2.0 ** (-k / RUNGS_PER_OCTAVE)
+            h = h0 * 2.0**-k
             at_k = pair_rung == k
             for pp, tt in _batches(pair_point[at_k], pair_tile[at_k]):
                 pts, local = torch.unique(pp, return_inverse=True)
@@ -116,19 +120,19 @@ def _lattice_chunk(model, x: torch.Tensor, tol: float) -> torch.Tensor:
                 dev_ = st.halving.clamp(min=tol, max=0.5)
                 ratio = (torch.log(2 / dev_) / math.log(2 / tol)).clamp(min=2.0**-MAX_OCTAVES_PER_ROUND)
                 ratio = torch.where(st.ess_low | (st.halving >= 0.5), 0.25, ratio)
-                step = torch.ceil(-torch.log2(ratio) * RUNGS_PER_OCTAVE).clamp(min=1).long()
+                step = torch.ceil(-torch.log2(ratio)).clamp(min=1).long()
                 new_rung = k + torch.where(st.unresolved, step, 0)
                 rung[pts[again]] = new_rung[again]
-                h_new = h0 * 2.0 ** (-new_rung.to(torch.float64) / RUNGS_PER_OCTAVE)
                 keep = again[local] & st.mass
-                new_point, new_tile = _next_tiles(st.lo[keep], st.hi[keep], local[keep], h, h_new, T)
+                octaves = (new_rung - k)[local[keep]]
+                new_point, new_tile = _next_tiles(st.node_mass[keep], tt[keep], local[keep], octaves, T)
                 nxt.append((pts[new_point], new_tile))
         if not nxt:
             break
         pair_point, pair_tile = (torch.cat(t) for t in zip(*nxt, strict=True))
         # drop points whose window outgrew the budget or whose spacing fell below the floor
         tiles = torch.bincount(pair_point, minlength=batch)
-        too_much = (tiles * T**d > MAX_WINDOW_NODES) | (2.0 ** (-rung / RUNGS_PER_OCTAVE) < MIN_SPACING_RATIO)
+        too_much = (tiles * T**d > MAX_WINDOW_NODES) | (2.0**-rung < MIN_SPACING_RATIO)
         keep = ~too_much[pair_point]
         pair_point, pair_tile = pair_point[keep], pair_tile[keep]
         if pair_point.numel() == 0:
@@ -151,27 +155,36 @@ def _batches(pair_point: torch.Tensor, pair_tile: torch.Tensor):
         start = stop
 
 
-def _next_tiles(lo: torch.Tensor, hi: torch.Tensor, point: torch.Tensor, h: float, h_new: torch.Tensor,
+def _next_tiles(node_mass: torch.Tensor, tiles: torch.Tensor, point: torch.Tensor, octaves: torch.Tensor,
                 T: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tiles of the next lattices covering boxes of nodes: lo, hi (n, d) node indices on the lattice of spacing h,
-    point (n,) the box's point, h_new (points,) each point's next spacing. Returns the unique (point, tile) pairs."""
-    size = T * h_new[point][:, None]  # (n, 1) the next tile's width
-    first = torch.floor(lo.double() * h / size).long()
-    last = torch.floor(hi.double() * h / size).long()
-    extent = last - first + 1
-    count = extent.prod(1)
-    owner = torch.repeat_interleave(torch.arange(len(point), device=point.device), count)
-    offset = torch.arange(int(count.sum()), device=point.device)
-    offset = offset - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)  # position in its box
-    if lo.shape[1] == 1:
-        tile = first[owner] + offset[:, None]
-    else:
-        tile = torch.stack([first[owner, 0] + offset // extent[owner, 1],
-                            first[owner, 1] + offset % extent[owner, 1]], 1)
+    """The tiles of the next lattices that cover the nodes holding mass, each padded by PAD cells (the mass's true edge
+    lies within a cell of its last node): node_mass (n, T^d) bool on the tiles tiles (n, d) of point (n,), octaves (n,)
+    how many times finer the point's next spacing is (0: the same lattice, a wider window). A tile of the lattice
+    2^j times finer covers a block of T / 2^j cells of this one, so the next window is the set of blocks that hold
+    padded mass, not their bounding box. Returns the unique (point, tile) pairs."""
+    d = tiles.shape[1]
+    pool = torch.nn.functional.max_pool1d if d == 1 else torch.nn.functional.max_pool2d
+    pieces = []
+    for j in torch.unique(octaves).tolist():
+        s = T >> j  # cells of this lattice per block
+        nb = T // s + 2  # blocks per axis: the tile's own, and one beyond each edge for the padding
+        # canvas cell c is the tile's node c - PAD; its block floor((c - PAD) / s) + 1 in [0, nb)
+        block = torch.div(torch.arange(T + 2 * PAD, device=tiles.device) - PAD, s, rounding_mode="floor") + 1
+        assign = torch.nn.functional.one_hot(block, nb).to(torch.float32)  # (T + 2 PAD, nb)
+        for rows in torch.split(torch.nonzero(octaves == j)[:, 0], NEXT_TILES_CHUNK):
+            mask = node_mass[rows].view(-1, *(T,) * d).to(torch.float32)
+            mask = torch.nn.functional.pad(mask, (PAD, PAD) * d)
+            mask = pool(mask, 2 * PAD + 1, stride=1, padding=PAD)  # (n, T + 2 PAD, ...): dilated by PAD cells
+            held = (mask @ assign) if d == 1 else (assign.T @ mask @ assign)  # (n, nb) or (n, nb, nb)
+            idx = torch.nonzero(held > 0)  # (m, 1 + d): pair, block per axis
+            owner = rows[idx[:, 0]]
+            pieces.append((point[owner], tiles[owner] * (T // s) + idx[:, 1:] - 1))
+    pp = torch.cat([p for p, _ in pieces])
+    tile = torch.cat([t for _, t in pieces])
+    key = pp
     # unique (point, tile) pairs, through one integer per pair (torch.unique along a dim is far slower)
     tmin = tile.amin(0)
     span = tile.amax(0) - tmin + 1
-    key = point[owner]
     for a in range(tile.shape[1]):
         key = key * span[a] + (tile[:, a] - tmin[a])
     key = torch.unique(key)
@@ -222,9 +235,12 @@ def _lattice_pass(model, x: torch.Tensor, h: float, point: torch.Tensor, tiles: 
     step = max(1, PAIR_BUDGET // (T**d * max(1, x.shape[1])))
     P = point.numel()
     m = torch.empty(P, dtype=dtype, device=dev)
-    sums = torch.empty(P, 2**d, dtype=dtype, device=dev)
+    sums = torch.empty(P, 4**d, dtype=dtype, device=dev)  # per residue class of the node index mod 4
     sq = torch.empty(P, dtype=dtype, device=dev)
     amax = torch.empty(P, d, T, dtype=dtype, device=dev)
+    # each node's depth below its tile's max in quarter nats, rounded down (so a window errs on the wide side): the
+    # next window is drawn round the nodes that hold mass, not round their bounding box
+    below = torch.empty(P, T**d, dtype=torch.uint8, device=dev)
     start = 0
     firsts = tiles[by_tile[torch.cumsum(counts, 0) - counts]] * T
     for n, first in zip(counts.tolist(), firsts, strict=True):
@@ -236,50 +252,57 @@ def _lattice_pass(model, x: torch.Tensor, h: float, point: torch.Tensor, tiles: 
             fv = f.view(*(T,) * d, -1)
             axis_max = fv[None].clone() if d == 1 else torch.stack([fv.amax(1), fv.amax(0)])  # (d, T, bp)
             top = axis_max[0].amax(0)  # (bp,)
-            w = f.sub_(torch.where(torch.isfinite(top), top, 0.0)).exp_()  # in place: f is not needed again
+            f.sub_(torch.where(torch.isfinite(top), top, 0.0))  # in place: f is not needed again
+            below[rows] = torch.floor(-4 * f).clamp_(max=255).nan_to_num_(255).T.to(torch.uint8)
+            w = f.exp_()
             m[rows] = top
-            sums[rows] = w.view(*(T // 2, 2) * d, -1).sum((0, 2) if d == 2 else (0,)).reshape(2**d, -1).T
+            sums[rows] = w.view(*(T // 4, 4) * d, -1).sum((0, 2) if d == 2 else (0,)).reshape(4**d, -1).T
             sq[rows] = torch.linalg.vecdot(w, w, dim=0)
             amax[rows] = axis_max.permute(2, 0, 1)
         start += n
     st = _PassStats()
     st.M = torch.full((b,), -math.inf, dtype=dtype, device=dev).scatter_reduce(0, point, m, "amax")
     r = torch.exp(m - torch.where(torch.isfinite(st.M), st.M, 0.0)[point])
-    S = torch.zeros(b, 2**d, dtype=dtype, device=dev).index_add_(0, point, sums * r[:, None])
+    S4 = torch.zeros(b, 4**d, dtype=dtype, device=dev).index_add_(0, point, sums * r[:, None])
+    # residue r mod 4 = 2 q + a, a = r mod 2: the sub-lattices of spacing 2h gather the classes of equal a
+    S = S4.view(b, 2, 2) .sum(1) if d == 1 else S4.view(b, 2, 2, 2, 2).sum((1, 3)).reshape(b, 4)
     Q = torch.zeros(b, dtype=dtype, device=dev).index_add_(0, point, sq * r * r)
     total = S.sum(1)
     log_area = torch.log(total) + d * math.log(h)  # log A, A = p(x) / max p(x, z)
     st.estimate = st.M + log_area
     st.halving = (torch.log(S * 2**d) - torch.log(total)[:, None]).abs().amax(1)
+    quarter = (torch.log(S4 * 4**d) - torch.log(total)[:, None]).abs().amax(1)
     st.ess_low = 2 * torch.log(total) - torch.log(Q) < d * math.log(MIN_ESS_PER_AXIS)
     depth = (WINDOW_LOG_MASS + (0.5 * d * math.log(2 * math.pi) - log_area).clamp(min=0)).clamp(max=MAX_WINDOW_LOG_MASS)
     floor = (st.M - depth)[point]  # (pairs,)
     has = amax >= floor[:, None, None]  # (pairs, d, T)
     st.mass = has[:, 0].any(1)
-    first = tiles * T
-    st.lo = first + has.int().argmax(2) - 2
-    st.hi = first + T - 1 - has.flip(2).int().argmax(2) + 2
+    st.node_mass = m[:, None] - 0.25 * below.to(dtype) >= floor[:, None]  # (pairs, T^d)
     touch = torch.zeros(P, dtype=torch.bool, device=dev)
     for a in range(d):
-        for side, (shift, line) in enumerate(((-1, 0), (1, T - 1))):
+        for shift, line in ((-1, 0), (1, T - 1)):
             neighbour = tiles.clone()
             neighbour[:, a] += shift
             c = code(point, neighbour)
             at = torch.searchsorted(keys, c).clamp(max=P - 1)
             open_edge = keys[at] != c
-            hit = open_edge & (amax[:, a, line] >= floor)  # mass on an edge with no tile beyond it
-            touch |= hit
-            if side == 0:
-                st.lo[:, a] = torch.where(hit, first[:, a] - T, st.lo[:, a])
-            else:
-                st.hi[:, a] = torch.where(hit, first[:, a] + 2 * T - 1, st.hi[:, a])
+            touch |= open_edge & (amax[:, a, line] >= floor)  # mass on an edge with no tile beyond it
     st.touch = torch.zeros(b, dtype=torch.long, device=dev).index_add_(0, point, touch.long()) > 0
-    st.unresolved = (st.halving > tol) | st.ess_low
+    # the 4h sub-lattices' deviation, quarter ~ e(4h), beside halving ~ e(2h): if the error goes on falling by the
+    # same factor per halving of h, e(h) ~ halving^2 / quarter. An analytic integrand's falls faster once resolved
+    # (e(h) ~ halving^3 / quarter^2), but not yet while a sharp feature is half-resolved: a trained two-moons model
+    # gave e(h) / e(2h) = 0.06 at halving 2.4e-3, which the faster law would have accepted at 1.4e-4 nats off. Trusted
+    # only where the fall is clear (halving <= quarter / FALL) and the 4h sub-lattices see the posterior at all: a
+    # feature unresolved at all three spacings moves them alike
+    falls = (st.halving * FALL <= quarter) & (quarter <= MAX_QUARTER)
+    extrapolated = st.halving**2 / quarter
+    resolved = (st.halving <= tol) | (falls & (extrapolated <= tol))
+    st.unresolved = ~resolved | st.ess_low
     st.ok = torch.isfinite(st.estimate) & ~st.unresolved & ~st.touch
     # the caller indexes pairs in its own order
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(P, device=dev)
-    st.mass, st.lo, st.hi = st.mass[inverse], st.lo[inverse], st.hi[inverse]
+    st.mass, st.node_mass = st.mass[inverse], st.node_mass[inverse]
     return st
 
 
