@@ -46,9 +46,10 @@ def test_short_training_run_stores_the_model_for_the_other_pages(app_test):
     at.button(key="dl_train").click().run()
     assert any("Trained 100 steps" in s.value for s in at.success)
     trained = at.session_state[state.TRAINED_LVM]
-    assert isinstance(trained["model"], MLPLVM) and trained["model"].latent_dim == 2
-    assert trained["encoder"] is not None and trained["history"].steps_done == 100
-    assert trained["data"]["train"].shape[1] == 2 and abs(trained["data"]["train"].mean()) < 0.2  # standardised
+    assert isinstance(trained, state.TrainedLVM)
+    assert isinstance(trained.model, MLPLVM) and trained.model.latent_dim == 2
+    assert trained.encoder is not None and trained.history.steps_done == 100
+    assert trained.data.train.shape[1] == 2 and abs(trained.data.train.mean()) < 0.2  # standardised
     assert len(at.session_state[state.TRAINING_RUNS]) == 1
     labels = [m.label for m in at.metric]
     assert any("exact held-out" in label for label in labels) and any("GMM" in label for label in labels)
@@ -108,6 +109,6 @@ def test_uploading_a_wrong_file_explains_and_keeps_the_model(monkeypatch):
     model = MLPLVM(latent_dim=2, hidden=8, seed=3)
     files["now"] = _Upload("good.pt", save_lvm(model, None, {"objective": "elbo"}))
     at.run()
-    loaded = at.session_state[state.TRAINED_LVM]["model"]
+    loaded = at.session_state[state.TRAINED_LVM].model
     assert torch.equal(loaded.net[0].weight, model.net[0].weight)
     assert np.isfinite(float(at.metric[0].value.split()[0]))

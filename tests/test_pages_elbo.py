@@ -130,8 +130,10 @@ def test_amortization_section_splits_the_encoders_gap(downloads, page):
     assert any("needs a VAE" in i.value for i in at.info)  # without a trained model: an explanation and a link
     model, encoder = MLPLVM(2, 2, hidden=16, seed=0), Encoder(2, 2, hidden=16, seed=0)
     x_test, _ = model.sample(12, generator=0)
-    at.session_state[state.TRAINED_LVM] = {"model": model, "encoder": encoder, "config": {}, "history": None,
-                                           "data": {"train": x_test.numpy(), "test": x_test.numpy()}}
+    zeros, ones = np.zeros(2), np.ones(2)
+    at.session_state[state.TRAINED_LVM] = state.TrainedLVM(
+        model=model, encoder=encoder, config={},
+        data=state.TrainedData(train=x_test.numpy(), test=x_test.numpy(), mean=zeros, std=ones))
     at.run()
     at.slider(key="elbo_amort_n").set_value(10).run()
     at.select_slider(key="elbo_amort_steps").set_value(100).run()

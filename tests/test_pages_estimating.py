@@ -151,9 +151,10 @@ def test_models_from_the_other_pages_are_offered_once_they_exist(app_test):
     at.session_state[state.FITTED_MIXTURE] = GaussianMixtureLVM(
         [0.3, 0.7], [[0.0, 0.0], [2.0, 1.0]], np.stack([np.eye(2) * 0.5, np.eye(2) * 0.3]))
     rng = np.random.default_rng(0)
-    at.session_state[state.TRAINED_LVM] = {"model": MLPLVM(latent_dim=2, hidden=16, seed=0), "encoder": None,
-                                           "config": {}, "history": None,
-                                           "data": {"train": rng.normal(size=(50, 2)), "test": rng.normal(size=(9, 2))}}
+    at.session_state[state.TRAINED_LVM] = state.TrainedLVM(
+        model=MLPLVM(latent_dim=2, hidden=16, seed=0), encoder=None, config={},
+        data=state.TrainedData(train=rng.normal(size=(50, 2)), test=rng.normal(size=(9, 2)), mean=np.zeros(2),
+                               std=np.ones(2)))
     at.run()
     assert len(at.selectbox(key="est_model").options) == 4
     at.selectbox(key="est_model").set_value("mixture").run()

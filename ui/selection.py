@@ -171,8 +171,8 @@ def _available() -> dict[str, object]:
     """the models other pages have made in this session"""
     ss = st.session_state
     out = {}
-    trained = ss.get(state.TRAINED_LVM)
-    if isinstance(trained, dict) and trained.get("model") is not None:
+    trained = state.trained_lvm(ss)
+    if trained is not None and not trained.images:
         out["deep"] = trained
     if ss.get(state.FITTED_MIXTURE) is not None:
         out["mixture"] = ss[state.FITTED_MIXTURE]
@@ -219,15 +219,10 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
             {"latent_dim": int(d), "noise_scale": float(noise)}
     if kind == "deep":
         trained = available["deep"]
-        model = trained["model"]
-        data = trained.get("data")
-        if isinstance(data, dict):  # the deep page keeps its (standardised) split: {"train", "test", "mean", "std"}
-            data = np.vstack([np.asarray(data[part], dtype=float) for part in ("train", "test") if part in data])
-        data = np.asarray(data, dtype=float) if data is not None else None
+        model = trained.model
+        data = np.vstack([np.asarray(trained.data.train, dtype=float), np.asarray(trained.data.test, dtype=float)])
         mk = "deep:" + fingerprint(model)
-        if data is None or data.ndim != 2 or data.shape[1] != 2:
-            data = model_samples(mk, 400, model)
-        elif len(data) > 2000:
+        if len(data) > 2000:
             data = data[:: len(data) // 2000 + 1]  # a readable scatter
         desc = (f"The deep LVM trained on its page (latent dimension {model.latent_dim}): μθ(z), Σθ(z) from a "
                 "neural network.")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from lvm_core.gmm import EMTrace
 
 # shared (sidebar)
@@ -21,7 +23,7 @@ FITTED_MIXTURE = "fitted_mixture"  # GaussianMixtureLVM built from the current f
 MIXTURE_FIT = "mixture_fit"  # MixtureFit: the EM trajectory behind FITTED_MIXTURE and the settings that made it
 
 # deep latent variable models
-TRAINED_LVM = "trained_lvm"  # dict: model, encoder (or None), config, history, data = {train, test, eval, mean, std}
+TRAINED_LVM = "trained_lvm"  # TrainedLVM: the deep LVM trained or loaded on its page, read by the other pages
 TRAINING_RUNS = "training_runs"  # list of dicts: past runs (config + history) kept for comparison
 
 # estimating p(x) and the ELBO
@@ -61,3 +63,41 @@ class MixtureFit:
     init_params: str
     seed: int
     trace: EMTrace = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TrainedData:
+    """The split a deep LVM was trained and scored on. train: (n_train, data_dim), test: (n_test, data_dim), in the
+    units the model sees (standardised for 2-D data, 0/1 pixels for images); mean, std: (data_dim,) the
+    standardisation (zeros and ones where none was applied); labels_test: (n_test,) class labels where the data have
+    them (digits), else None."""
+
+    train: np.ndarray = field(repr=False)
+    test: np.ndarray = field(repr=False)
+    mean: np.ndarray = field(repr=False)
+    std: np.ndarray = field(repr=False)
+    labels_test: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TrainedLVM:
+    """A deep LVM trained or loaded on its page. encoder: the amortised q(z|x) where the objective trained one
+    (ELBO, IWAE), else None; config: the settings that made it (plain values); history: the training history, None
+    for a loaded model."""
+
+    model: object = field(repr=False)
+    encoder: object | None = field(repr=False)
+    config: dict
+    data: TrainedData
+    history: object | None = field(default=None, repr=False)
+
+    @property
+    def images(self) -> bool:
+        """whether x is a binary image (data_dim 64: 8x8 digits) rather than a 2-D point"""
+        return self.model.data_dim != 2
+
+
+def trained_lvm(session_state) -> TrainedLVM | None:
+    """the session's trained deep LVM, or None"""
+    value = session_state.get(TRAINED_LVM)
+    return value if isinstance(value, TrainedLVM) else None

@@ -131,7 +131,7 @@ st.latex(r"p_\theta(x) = \int p(z)\, \mathcal N\big(x;\, \mu_\theta(z),\, \Sigma
 
 # --------------------------------------------------------------------------------------------- the model, seen
 st.header("The model, seen")
-trained = ss.get(state.TRAINED_LVM)
+trained = state.trained_lvm(ss)
 sources = [s for s in SOURCES if s != "trained" or trained is not None]
 c1, c2 = st.columns([2, 1])
 source = c1.segmented_control("Model", sources, format_func=SOURCES.get, default="seed", key="dl_source",
@@ -206,8 +206,8 @@ if source == "seed":
 elif source == "mlp":
     view_model = mlp_controls(latent_dim)
 else:
-    view_model = trained["model"]
-    cfg = trained["config"]
+    view_model = trained.model
+    cfg = trained.config
     st.caption(f"The model trained below: latent dimension {view_model.latent_dim}, width {cfg.get('hidden')}, "
                f"depth {cfg.get('depth')}, {cfg.get('activation')}, objective {cfg.get('objective')}.")
 view_bytes = save_lvm(view_model)
@@ -235,7 +235,7 @@ def mixture_view(model_bytes: bytes, d: int, data: np.ndarray | None) -> None:
                   "exact p(x), the sum of all of them weighted by p(z) (integrated over z to 1e-4 nats).")
 
 
-view_data = trained["data"]["test"] if source == "trained" else None
+view_data = trained.data.test if source == "trained" else None
 guarded(mixture_view, view_bytes, view_model.latent_dim, view_data)
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -294,8 +294,8 @@ def finish_run(run: dict, interrupted: bool) -> None:
     if history is None:
         return
     note = run["label"] + (" (stopped)" if (interrupted or history.stopped) and not history.diverged else "")
-    ss[state.TRAINED_LVM] = {"model": run["model"], "encoder": history.encoder, "config": run["config"],
-                             "data": run["data"], "history": history}
+    ss[state.TRAINED_LVM] = state.TrainedLVM(model=run["model"], encoder=history.encoder, config=run["config"],
+                                             data=run["data"], history=history)
     runs = ss.setdefault(state.TRAINING_RUNS, [])
     runs.append({"label": note, "bound": list(history.bound), "eval_steps": list(history.eval_steps),
                  "eval_log_lik": list(history.eval_log_lik), "config": run["config"]})
@@ -324,7 +324,7 @@ if train_clicked:
                   warmup=warmup, data=ss[DATA.meta].label if DATA.meta in ss else "data",
                   mean=data_mean.tolist(), std=data_std.tolist(), held_out=held_out)
     run = {"model": model, "history": None, "config": config, "label": run_label,
-           "data": {"train": X_train, "test": X_test, "eval": X_test, "mean": data_mean, "std": data_std}}
+           "data": state.TrainedData(train=X_train, test=X_test, mean=data_mean, std=data_std)}
     ss[PENDING] = run
     last = [0.0]
     references = mixture_baselines(X_train, X_test, train_seed)
@@ -358,8 +358,8 @@ if MESSAGE in ss:
 
 runs = ss.get(state.TRAINING_RUNS, [])
 if runs:
-    trained = ss[state.TRAINED_LVM]
-    references = mixture_baselines(trained["data"]["train"], trained["data"]["test"], trained["config"].get("seed", 0))
+    trained = state.trained_lvm(ss)
+    references = mixture_baselines(trained.data.train, trained.data.test, trained.config.get("seed", 0))
     chart_slot.plotly_chart(figs.training_curves_figure(runs, references, height=height(400)), key="dl_runs_chart")
     st.caption("Lines: the minibatch bound (smoothed); diamonds: the exact mean log-likelihood of all held-out "
                "points (quadrature over z, 1e-4 nats per point); dashed: Gaussian mixtures fitted "
@@ -367,14 +367,14 @@ if runs:
                f"The last {MAX_RUNS} runs are kept; the same training seed gives every run the same initial θ.")
 
 # ------------------------------------------------------------------------------------------------------- results
-trained = ss.get(state.TRAINED_LVM)
+trained = state.trained_lvm(ss)
 
 
-def results(trained: dict) -> None:
-    model_bytes = save_lvm(trained["model"], trained["encoder"], trained["config"])
-    X_tr, X_te = trained["data"]["train"], trained["data"]["test"]
-    cfg = trained["config"]
-    X_eval = trained["data"].get("eval", X_te)
+def results(trained: state.TrainedLVM) -> None:
+    model_bytes = save_lvm(trained.model, trained.encoder, trained.config)
+    X_tr, X_te = trained.data.train, trained.data.test
+    cfg = trained.config
+    X_eval = X_te
     held = exact_held_out(model_bytes, X_eval)
     baselines = mixture_baselines(X_tr, X_te, cfg.get("seed", 0))
     cols = st.columns(3)
@@ -395,10 +395,10 @@ def results(trained: dict) -> None:
     feature = st.segmented_control("Colour the latent space by", ("x₁", "x₂"), default="x₁", key="dl_feature",
                                    bind="query-params", persist_state="session") or "x₁"
     Z = codes(model_bytes, X_te, cfg.get("seed", 0))
-    source_name = "encoder mean" if trained["encoder"] is not None else "optimised φᵢ mean"
+    source_name = "encoder mean" if trained.encoder is not None else "optimised φᵢ mean"
     st.plotly_chart(figs.latent_space_figure(Z, X_te[:, 0 if feature == "x₁" else 1], feature, source_name,
                                              height=height(420)), key="dl_latent_chart")
-    history = trained["history"]
+    history = trained.history
     if history is not None and history.inner_elbo:
         shown = history.inner_elbo[:: max(1, len(history.inner_elbo) // 12)]
         st.plotly_chart(figs.inner_loop_figure(shown, height=height(280)), key="dl_inner_chart")
@@ -416,8 +416,7 @@ else:
 st.subheader("Download or upload a model")
 left, right = st.columns(2)
 if trained is not None:
-    left.download_button("Download the trained model (.pt)", save_lvm(trained["model"], trained["encoder"],
-                                                                      trained["config"]),
+    left.download_button("Download the trained model (.pt)", save_lvm(trained.model, trained.encoder, trained.config),
                          file_name="deep_lvm.pt", mime="application/octet-stream", key="dl_model_download",
                          icon=":material/download:", on_click="ignore")
 uploaded = right.file_uploader("Upload a model saved here (.pt)", type=["pt"], key="dl_model_upload")
@@ -434,9 +433,9 @@ if uploaded is not None and ss.get(UPLOAD_ID) != uploaded.file_id:
         ss["dl_upload_error"] = f"Could not load {uploaded.name!r}: {exc} The current model is kept."
     else:
         ss.pop("dl_upload_error", None)
-        ss[state.TRAINED_LVM] = {"model": model, "encoder": encoder, "config": config, "history": None,
-                                 "data": {"train": X_train, "test": X_test, "eval": X_test, "mean": data_mean,
-                                          "std": data_std}}
+        ss[state.TRAINED_LVM] = state.TrainedLVM(model=model, encoder=encoder, config=config,
+                                                 data=state.TrainedData(train=X_train, test=X_test, mean=data_mean,
+                                                                        std=data_std))
         ss[MESSAGE] = ("success", f"Loaded {uploaded.name!r}; it is evaluated on the current data's held-out split.")
         st.rerun()
 if ss.get("dl_upload_error"):

@@ -329,20 +329,19 @@ def data_fingerprint(X: np.ndarray) -> str:
 
 
 def amortization() -> None:
-    trained = ss.get(state.TRAINED_LVM)
-    encoder = trained.get("encoder") if isinstance(trained, dict) else None
-    if encoder is None or trained.get("model") is None:
+    trained = state.trained_lvm(ss)
+    encoder = trained.encoder if trained is not None else None
+    if encoder is None:
         st.info("This needs a VAE (a deep LVM trained with the ELBO or IWAE objective, which trains an encoder).",
                 icon=":material/info:")
         st.page_link("views/deep_lvm.py", label="Train one on the deep-LVM page", icon=":material/arrow_forward:")
         return
-    dm = trained["model"]
+    dm = trained.model
     if dm.latent_dim > 2:
         st.warning("The exact log p(x) needs a 1- or 2-D latent; this model has more.", icon=":material/warning:")
         return
-    data = trained.get("data") or {}
-    X_test = data.get("test") if isinstance(data, dict) else None
-    if X_test is None or len(X_test) == 0:
+    X_test = trained.data.test
+    if len(X_test) == 0:
         st.warning("The trained model came without held-out data; train it again on the deep-LVM page.")
         return
     c = st.columns(2)
