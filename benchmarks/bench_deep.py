@@ -2,7 +2,7 @@
 accuracy, and the quality bars on two moons: per objective beside Gaussian mixtures, and train_lvm's defaults over
 several seeds against a 10-component Gaussian mixture (held-out log-likelihood >= GMM-10's - 0.05 nats, < 60 s).
 
-    python benchmarks/bench_deep.py            # everything (~10 min on a quiet 2-core machine)
+    python benchmarks/bench_deep.py            # everything (~10 min on one free core)
     python benchmarks/bench_deep.py --quick    # step time and quadrature only
     python benchmarks/bench_deep.py --seeds 3  # the defaults' seed table with 3 seeds (default 5)
 

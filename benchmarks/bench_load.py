@@ -561,7 +561,7 @@ def run_browser_scenario(url: str, pids: list[int], n: int, ramp: float, window:
         page_name = "estimating" if i % 2 == 0 else "mixtures"
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         page = await context.new_page()
-        page.set_default_timeout(600_000)  # a busy machine: never give up on the page first
+        page.set_default_timeout(600_000)  # under load the page answers late: never give up on it first
         await asyncio.sleep(ramp * i / n)
         slider = page.get_by_role("slider", name=BROWSER_SLIDERS[page_name])
         try:

@@ -1,7 +1,8 @@
 """exact_log_marginal on a 2-D latent: the shared lattice against a plain shared grid, accuracy, memory.
 
-    python benchmarks/bench_quadrature.py            # everything (~15 min on a quiet 2-core machine)
+    python benchmarks/bench_quadrature.py            # cases 1-4 (~15 min on one free core)
     python benchmarks/bench_quadrature.py --quick    # a smoke run of the script: small sizes, not the figures
+    python benchmarks/bench_quadrature.py --digits   # case 5 alone (~10 min): benchmarks/results/quadrature_digits.md
 
 One process, one torch thread (set once here). Writes benchmarks/results/quadrature.md. Cases:
 
@@ -13,7 +14,10 @@ One process, one torch thread (set once here). Writes benchmarks/results/quadrat
 2. a sharpened MLPLVM (min_scale 0.01, last layer x5, sigma(z) pulled down): posteriors 0.02-0.1 wide;
 3. far and narrow posteriors (a linear-Gaussian model integrated as if it had no closed form), where the lattice
    refines and the per-point grid takes the points beyond its pilot box;
-4. peak memory for 100,000 points, in a fresh process.
+4. peak memory for 100,000 points, in a fresh process;
+5. the shipped digits model (lvm_core.pretrained, a BernoulliMLPLVM: 64 binary pixels, 2-D latent) on its 360
+   held-out images: ours against the plain pass at the m that reaches 1e-4, the reference a float64 grid of
+   1401 x 1401 over [-7, 7]^2, itself checked against 2801 x 2801 on the images with the narrowest posteriors.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from lvm_core.models import MLPLVM, LinearGaussianLVM  # noqa: E402
 from lvm_core.training import save_lvm, train_lvm  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "quadrature.md"
+DIGITS_RESULTS = ROOT / "benchmarks" / "results" / "quadrature_digits.md"
 TOL = 1e-4
 PLAIN_CHUNK = 1 << 18  # (node, point) pairs per log_joint call of the plain pass (2^14..2^20 time alike)
 
@@ -316,11 +321,61 @@ def report(trained_seconds, cases, far, mem, quick) -> str:
     return "\n".join(lines)
 
 
+def digits_case() -> str:
+    """Case 5: the shipped digits model on its held-out set; returns the report."""
+    from lvm_core.datasets import load_binarized_digits
+    from lvm_core.pretrained import load_pretrained
+
+    model = load_pretrained("digits")[0].eval()
+    _, X_test, _, _ = load_binarized_digits(seed=0)
+    x = torch.as_tensor(X_test, dtype=torch.float32)
+    model64, x64 = as_float64(model), x.double()
+    load_before = load()
+    fine = plain_grid(model64, x64, 1401, 7.0)
+    result, wall, cpu = timed(ours, model, x)
+    err = (result.log_px.double() - fine).abs()
+    hardest = torch.topk(err, 4).indices  # where ours and the reference differ most: check the reference there
+    finer = plain_grid(model64, x64[hardest], 2801, 7.0)
+    self_err = (fine[hardest] - finer).abs().max().item()
+    ours_vs_finer = (result.log_px.double()[hardest] - finer).abs().max().item()
+    m, errors = reaching_resolution(model, x, fine, 7.0, (401, 601, 801, 1001, 1201))
+    times = side_by_side(model, x, m, 7.0, 3)
+    (ow, oc), (pw, pc) = times["ours"], times["plain"]
+    methods = ", ".join(f"{k} {v}" for k, v in Counter(result.method).items())
+    errs = ", ".join(f"m = {k}: {e:.1e}" for k, e in errors.items())
+    lines = [
+        "# exact_log_marginal on the shipped digits model (`python benchmarks/bench_quadrature.py --digits`)", "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared; load {load_before:.1f} "
+        f"before, {load():.1f} after), torch {torch.__version__}, one torch thread. BernoulliMLPLVM from "
+        "lvm_core.pretrained (64 binary pixels, 2-D latent), the 360 held-out images of "
+        "load_binarized_digits(seed=0), float32 as the app runs it. Times: medians of 3 interleaved repeats.", "",
+        "| what | measured |", "|---|---:|",
+        f"| ours: wall / CPU | {ow:.2f} / {oc:.2f} s |",
+        f"| plain pass at m = {m} (the smallest candidate within 1e-4 at every image): wall / CPU | "
+        f"{pw:.2f} / {pc:.2f} s |",
+        f"| ratio ours / plain, wall / CPU (target <= 2x) | **{ow / pw:.2f}x / {oc / pc:.2f}x** |",
+        f"| ours: max / mean error vs the reference | **{err.max().item():.1e}** / {err.mean().item():.1e} nats |",
+        f"| ours at the 4 images furthest from the reference, vs 2801 x 2801 | {ours_vs_finer:.1e} nats |",
+        f"| the reference's own error there (1401 vs 2801) | {self_err:.1e} nats |",
+        f"| method per image | {methods} |", "",
+        f"Plain pass errors (max over images) by m: {errs}.", "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--digits", action="store_true", help="case 5 only")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.digits:
+        text = digits_case()
+        print(text)
+        DIGITS_RESULTS.write_text(text)
+        print(f"wrote {DIGITS_RESULTS.relative_to(ROOT)}")
+        return
     model, X_test, trained_seconds = moons_model(args.quick)
     n = 100 if args.quick else len(X_test)
     cases = [model_case("two moons, trained MLPLVM(2, 2, 64)", model, X_test[:n], 7.0,
