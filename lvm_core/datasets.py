@@ -69,6 +69,7 @@ def make_dataset(
     noise = PRESETS[name].noise if noise is None else float(noise)
     if not np.isfinite(noise) or noise < 0:
         raise DataError("The noise level must be a finite number >= 0.")
+    noise = float(noise) + 0.0  # -0.0 passes ">= 0" but numpy's samplers refuse a negative-signed scale
     rng = np.random.default_rng(seed)
     rs = int(rng.integers(2**31 - 1))  # sklearn generators take an int seed
     if name == "well_separated":

@@ -31,6 +31,13 @@ def test_preset_is_finite_n_by_2_and_deterministic_by_seed(name):
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)
+def test_minus_zero_noise_is_zero_noise(name):
+    # -0.0 passes a ">= 0" check; numpy's samplers look at the sign bit and refuse it
+    zero = make_dataset(name, n=50, noise=0.0, seed=1)
+    np.testing.assert_array_equal(make_dataset(name, n=50, noise=-0.0, seed=1), zero)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
 def test_noise_controls_the_spread(name):
     # more noise -> larger total variance around the same structure
     lo = make_dataset(name, n=2000, noise=0.02, seed=0).var(axis=0).sum()
