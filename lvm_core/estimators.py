@@ -349,16 +349,25 @@ def pareto_khat(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
         cols = np.flatnonzero(valid)
         # psislw takes log-likelihoods and smooths the ratios exp(-ary), hence the minus sign; it loops over columns
         # itself, but a single constant tail stops the whole call, so on failure each column is fitted alone
-        try:
-            out[cols] = array_stats.psislw(-flat[cols], r_eff=1.0, axis=-1)[1]
-        except ValueError:
-            for c in cols:
-                try:
-                    out[c] = array_stats.psislw(-flat[c], r_eff=1.0, axis=-1)[1]
-                except ValueError:  # "All tail values are the same": the weights are bounded
-                    out[c] = -np.inf
+        if len(cols):
+            with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate tail gives NaN, not a warning
+                out[cols] = _psis_khat(array_stats, flat[cols])
     result = torch.from_numpy(out.reshape(moved.shape[:-1]))
     return result.to(dtype=moved.dtype if moved.is_floating_point() else torch.float64, device=moved.device)
+
+
+def _psis_khat(array_stats, flat: np.ndarray) -> np.ndarray:
+    """k-hat of each row of log weights (rows, S) by arviz-stats' PSIS"""
+    try:
+        return np.asarray(array_stats.psislw(-flat, r_eff=1.0, axis=-1)[1], dtype=float).reshape(-1)
+    except ValueError:
+        out = np.empty(flat.shape[0])
+        for c in range(flat.shape[0]):
+            try:
+                out[c] = array_stats.psislw(-flat[c], r_eff=1.0, axis=-1)[1]
+            except ValueError:  # "All tail values are the same": the weights are bounded
+                out[c] = -np.inf
+        return out
 
 
 def khat_threshold(S: int) -> float:
@@ -378,7 +387,7 @@ def khat_verdict(khat: float, S: int) -> str:
     return KHAT_GOOD if khat <= khat_threshold(S) else KHAT_HIGH
 
 
-def _as_gaussian(q) -> MultivariateNormal | None:
+def as_gaussian(q) -> MultivariateNormal | None:
     """q as a MultivariateNormal if it is one or an Independent Normal, else None."""
     if isinstance(q, MultivariateNormal):
         return q
@@ -408,7 +417,7 @@ def forward_kl(model, x: torch.Tensor, q: torch.distributions.Distribution,
     """
     with torch.no_grad():
         closed_form = getattr(model, "closed_form_posterior", None)
-        gaussian = _as_gaussian(q)
+        gaussian = as_gaussian(q)
         if closed_form is not None and gaussian is not None:
             return kl_divergence(closed_form(x), gaussian)
         enumerate_latents = getattr(model, "enumerate_latents", None)

@@ -10,34 +10,40 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.distributions import Distribution, MultivariateNormal
+from torch.distributions import Distribution, MultivariateNormal, kl_divergence
 
 from lvm_core.estimators import (
     adapt_latent_grid,
+    as_gaussian,
     effective_sample_size,
     estimator_summary,
     exact_log_marginal,
     exact_method,
+    forward_kl,
     importance_log_weights,
     normalized_weights,
+    pareto_khat,
+    quadrature_kl,
 )
 from lvm_core.proposals import ProposalSpec
 
 DISPLAY_PRIOR_SAMPLES = 4096  # latent_dim > 2: log p(x) ~= log mean_j p(x | z_j), z_j ~ p(z), common to all points
 
 
-def log_marginal_on_grid(model, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+def log_marginal_on_grid(model, xs: torch.Tensor, ys: torch.Tensor, resolution: int | None = None) -> torch.Tensor:
     """log p(x) on the plane x = (xs[i], ys[j]) for display: (len(ys), len(xs)), rows along y.
 
     Exact (``exact_log_marginal``: closed form, exact sum, or quadrature over a 1- or 2-D latent to 1e-4 nats) where
     an exact method applies; beyond a 2-D latent an approximation good enough to draw, by prior sampling with
-    DISPLAY_PRIOR_SAMPLES draws common to all points. The selected point's value is always computed exactly.
+    DISPLAY_PRIOR_SAMPLES draws common to all points. ``resolution``: quadrature on each point's own fixed grid of
+    that many nodes per axis instead (an approximation, faster where most points need their own grid). The selected
+    point's value is always computed exactly.
     """
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")  # (ny, nx) each
     x = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).to(model.dtype)  # (n, 2)
     with torch.no_grad():
         if exact_method(model) is not None:
-            out = exact_log_marginal(model, x)
+            out = exact_log_marginal(model, x, resolution=resolution)
         else:
             g = torch.Generator().manual_seed(0)
             z = torch.randn(DISPLAY_PRIOR_SAMPLES, model.latent_dim, generator=g, dtype=x.dtype)
@@ -57,6 +63,7 @@ PRESETS = ("prior", "fitted", "too narrow", "too wide", "shifted")
 PRESET_FACTOR = 10.0  # "too narrow" / "too wide": the posterior's standard deviation divided / multiplied by this
 PRESET_SHIFT = 3.0  # "shifted": the fitted q moved by this many posterior standard deviations on every axis
 MAX_EVALUATIONS = 2 * 10**6  # k * trials per estimator (about a second of one core each); beyond it fewer trials
+KHAT_SWEEP_TRIALS = 50  # k-hat along the sweep: the median over this many trials is steady enough for a chart
 CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over whole trials
 
 
@@ -121,6 +128,31 @@ def discrete_proposal(posterior: np.ndarray, prior: np.ndarray, mix: float) -> P
     return ProposalSpec("categorical", probs=tuple(float(p) for p in probs / probs.sum()))
 
 
+def proposal_divergences(model, x: torch.Tensor, proposal: ProposalSpec | Distribution) -> dict[str, float]:
+    """Both KLs between p(z|x) and a proposal q for one point x: (1, data_dim), in nats.
+
+    "forward_kl": KL(p(z|x) || q), what importance sampling pays; "draws_needed": exp(forward_kl), about the k it
+    needs (Chatterjee and Diaconis 2018); "reverse_kl": KL(q || p(z|x)), the ELBO's gap. Closed form for a Gaussian q
+    on a model with a Gaussian posterior, an exact sum over a discrete z, quadrature over a 1-/2-D latent; NaN where
+    none applies (a continuous latent beyond 2-D without a closed form). inf where q misses posterior mass.
+    """
+    q = proposal.distribution(x.dtype, x.device) if isinstance(proposal, ProposalSpec) else proposal
+    nan = {"forward_kl": math.nan, "draws_needed": math.nan, "reverse_kl": math.nan}
+    closed_form = getattr(model, "closed_form_posterior", None)
+    gaussian = as_gaussian(q)
+    with torch.no_grad():
+        if closed_form is not None and gaussian is not None:
+            posterior = closed_form(x)
+            forward, reverse = kl_divergence(posterior, gaussian), kl_divergence(gaussian, posterior)
+        elif exact_method(model) is None or (model.latent_dim > 2 and not model.discrete):
+            return nan
+        else:
+            forward, reverse = forward_kl(model, x, q), quadrature_kl(model, x, q)
+    forward, reverse = float(forward[0]), float(reverse[0])
+    return {"forward_kl": forward, "draws_needed": math.exp(forward) if forward < 700 else math.inf,
+            "reverse_kl": reverse}
+
+
 # ------------------------------------------------------------------------------------ estimates with shared noise
 # The page's three estimators run through estimators.importance_log_weights with the same seed: trial r of each draws
 # the same uniforms (the naive box maps them linearly, the prior and q through the normal quantile function), and an
@@ -141,6 +173,8 @@ class EstimatorRun:
     them, from the first k draws of the same trials (common random numbers). ess, max_weight: (trials,) Kish ESS
     and largest normalised weight. shown_z: (m, latent_dim) the first trial's first m samples, shown_w: (m,) their
     normalised weights (normalised over all k). seconds_per_sample: wall time per sample of this estimator.
+    khat: (trials,) Pareto k-hat of each trial's k weights; sweep_khat: (n,) the median k-hat over the first
+    KHAT_SWEEP_TRIALS trials at each sweep k (NaN below estimators.KHAT_MIN_DRAWS draws).
     """
 
     log_estimates: np.ndarray
@@ -151,6 +185,15 @@ class EstimatorRun:
     shown_z: np.ndarray
     shown_w: np.ndarray
     seconds_per_sample: float
+    khat: np.ndarray | None = None
+    sweep_khat: np.ndarray | None = None
+
+    @property
+    def median_khat(self) -> float:
+        """the median Pareto k-hat over the trials (NaN where k is too small to estimate it)"""
+        if self.khat is None or np.isnan(self.khat).all():
+            return math.nan
+        return float(np.nanmedian(self.khat))
 
 
 def run_estimator(model, x: torch.Tensor, proposal: ProposalSpec | Distribution, k: int, trials: int, seed: int,
@@ -163,7 +206,9 @@ def run_estimator(model, x: torch.Tensor, proposal: ProposalSpec | Distribution,
     q = proposal.distribution(x.dtype, x.device) if isinstance(proposal, ProposalSpec) else proposal
     ks = sweep_ks(k, sweep_points)
     t_chunk = max(1, CHUNK // (k * max(1, model.latent_dim)))
-    parts = {"est": [], "sweep": [], "ess": [], "maxw": []}
+    parts = {"est": [], "sweep": [], "ess": [], "maxw": [], "khat": []}
+    sweep_khat = []  # (n, t) per chunk, for the first KHAT_SWEEP_TRIALS trials
+    diagnostics_seconds = 0.0
     shown_z = shown_w = None
     start = time.perf_counter()
     for t0 in range(0, trials, t_chunk):
@@ -177,14 +222,22 @@ def run_estimator(model, x: torch.Tensor, proposal: ProposalSpec | Distribution,
         parts["est"].append(cum[-1] - math.log(k))
         parts["ess"].append(effective_sample_size(log_w, 0))
         parts["maxw"].append(torch.exp(log_w.max(0).values - cum[-1]))
+        diagnostics_start = time.perf_counter()  # the diagnostics are not the estimator's cost: left out of it
+        parts["khat"].append(pareto_khat(log_w, 0))
+        if t0 < KHAT_SWEEP_TRIALS:
+            first = log_w[:, : KHAT_SWEEP_TRIALS - t0]
+            sweep_khat.append(torch.stack([pareto_khat(first[:kk], 0) for kk in ks.tolist()]))  # (n, t)
+        diagnostics_seconds += time.perf_counter() - diagnostics_start
         if shown_z is None:
             shown_z = z[:max_shown, 0].cpu().numpy()
             shown_w = normalized_weights(log_w[:, 0], 0)[:max_shown].nan_to_num(0.0).cpu().numpy()
-    seconds = (time.perf_counter() - start) / (k * trials)
+    seconds = (time.perf_counter() - start - diagnostics_seconds) / (k * trials)
     cat = {name: torch.cat(v, -1).cpu().numpy() for name, v in parts.items()}
     # all weights zero (x unreachable from these samples): ESS and the largest weight are undefined; report 1
+    khats = torch.cat(sweep_khat, -1).cpu().numpy()  # (n, trials used)
+    sweep_median = np.array([np.nan if np.isnan(row).all() else np.nanmedian(row) for row in khats])
     return EstimatorRun(cat["est"], ks, cat["sweep"], np.nan_to_num(cat["ess"], nan=1.0),
-                        np.nan_to_num(cat["maxw"], nan=1.0), shown_z, shown_w, seconds)
+                        np.nan_to_num(cat["maxw"], nan=1.0), shown_z, shown_w, seconds, cat["khat"], sweep_median)
 
 
 def summary_table(runs: dict[str, EstimatorRun], log_px: float | None, k: int) -> list[dict]:
@@ -200,9 +253,29 @@ def summary_table(runs: dict[str, EstimatorRun], log_px: float | None, k: int) -
             row |= {key: float(s[key]) for key in ("bias_rel", "sd_rel", "rel_rmse", "log_rel_rmse", "bias_log",
                                                     "sd_log", "rmse_log")}
         row |= {"ess": float(np.mean(run.ess)), "ess_fraction": float(np.mean(run.ess)) / k,
-                "max_weight": float(np.mean(run.max_weight))}
+                "max_weight": float(np.mean(run.max_weight)), "khat": run.median_khat}
         rows.append(row)
     return rows
+
+
+DEGENERATE_ESS = 1.5  # mean Kish ESS below this: the weights have degenerated onto one sample
+LOW_BIAS = 0.1  # mean of p-hat / p(x) this far below 1 (and beyond 4 standard errors): q misses posterior mass
+ALL_ZERO, DEGENERATE, MISSED_MASS = "all weights zero", "degenerate weights", "missed mass"
+
+
+def diagnose(row: dict) -> str | None:
+    """What went wrong with one estimator, from its summary_table row: ALL_ZERO (every p(x, z) underflowed, so
+    p-hat = 0), DEGENERATE (k > 1 and the mean ESS below DEGENERATE_ESS: one sample decides each estimate), MISSED_MASS
+    (p-hat / p(x) averages more than LOW_BIAS below 1, beyond 4 standard errors: the huge weights that would make up
+    the difference never turned up), or None."""
+    if not np.isfinite(row["mean log p-hat"]) or row["mean log p-hat"] < -1e300:
+        return ALL_ZERO
+    if row["k"] > 1 and row["ess"] < DEGENERATE_ESS:
+        return DEGENERATE
+    if "bias_rel" in row and row["bias_rel"] < -LOW_BIAS and \
+            row["bias_rel"] < -4 * row["sd_rel"] / math.sqrt(row["trials"]):
+        return MISSED_MASS
+    return None
 
 
 def sweep_statistics(run: EstimatorRun, log_px: float) -> dict[str, np.ndarray]:
@@ -222,19 +295,19 @@ def trials_within_budget(k: int, trials: int) -> int:
 # ----------------------------------------------------------------------------------------------- the latent space
 
 
-def latent_view(mean: np.ndarray, std: np.ndarray, proposal: ProposalSpec, axes: int) -> np.ndarray:
+def latent_view(mean: np.ndarray, std: np.ndarray, proposal: ProposalSpec | Distribution, axes: int) -> np.ndarray:
     """the plotted range per axis (axes, 2): the posterior +-4 sd joined with q's +-2.5 scale, but at most 4x wider
     than the posterior's range, so a q a thousand times too wide does not shrink the posterior to a dot"""
     lo, hi = mean[:axes] - 4 * std[:axes], mean[:axes] + 4 * std[:axes]
-    if proposal.family in ("gaussian", "student_t"):
+    if isinstance(proposal, ProposalSpec) and proposal.family in ("gaussian", "student_t"):
         loc, scale = np.asarray(proposal.loc[:axes]), np.asarray(proposal.scale[:axes])
         lo, hi = np.minimum(lo, loc - 2.5 * scale), np.maximum(hi, loc + 2.5 * scale)
     centre, half = mean[:axes], 4 * (4 * std[:axes])
     return np.stack([np.maximum(lo, centre - half), np.minimum(hi, centre + half)], -1)
 
 
-def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: ProposalSpec, view: np.ndarray,
-                   n: int | None = None) -> dict:
+def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: ProposalSpec | Distribution,
+                   view: np.ndarray, n: int | None = None) -> dict:
     """The exact posterior and q on the latent plane (first one or two axes) for the figure.
 
     view: (axes, 2) ranges. Returns {"axes": 1 | 2, "zs": [grid per axis], "log_post": (n,) or (n, n) rows along
@@ -252,11 +325,23 @@ def latent_picture(model, x: torch.Tensor, log_px: float | None, proposal: Propo
         elif getattr(model, "closed_form_posterior", None) is not None:
             post = model.closed_form_posterior(x)  # the marginal of a Gaussian on axes (1, 2) is Gaussian
             log_post = MultivariateNormal(post.mean[0, :axes], post.covariance_matrix[0, :axes, :axes]).log_prob(z)
-        log_q = proposal.marginal(axes).distribution(x.dtype, x.device).log_prob(z)  # q's own density there
+        log_q = _plane_log_q(proposal, z, axes, x)  # q's own density there
     shape = (n,) if axes == 1 else (n, n)
     return {"axes": axes, "zs": [a.numpy() for a in zs],
             "log_post": None if log_post is None else log_post.reshape(shape).numpy(),
             "log_q": log_q.reshape(shape).numpy(), "marginal": axes < d}
+
+
+def _plane_log_q(proposal: ProposalSpec | Distribution, z: torch.Tensor, axes: int, x: torch.Tensor) -> torch.Tensor:
+    """log q at plane points z: (m, axes) -> (m,), q's marginal on its first ``axes`` axes"""
+    if isinstance(proposal, ProposalSpec):
+        return proposal.marginal(axes).distribution(x.dtype, x.device).log_prob(z)
+    if proposal.event_shape[-1] == axes:
+        return proposal.log_prob(z[:, None, :])[:, 0]
+    if isinstance(proposal, MultivariateNormal):  # a Gaussian's marginal on a few axes is the Gaussian of those axes
+        marginal = MultivariateNormal(proposal.loc[0, :axes], proposal.covariance_matrix[0, :axes, :axes])
+        return marginal.log_prob(z)
+    raise ValueError(f"no marginal on {axes} axes for a {type(proposal).__name__} proposal")
 
 
 def discrete_picture(model, x: torch.Tensor, proposal: ProposalSpec, run: EstimatorRun) -> dict:

@@ -216,3 +216,64 @@ def test_trials_are_lowered_only_beyond_the_evaluation_budget():
     assert ex.trials_within_budget(1_000, 200) == 200  # the page's default runs in full
     assert ex.trials_within_budget(100_000, 1_000) == ex.MAX_EVALUATIONS // 100_000
     assert ex.trials_within_budget(10**9, 1_000) == 2  # never fewer than two trials (a spread needs two)
+
+
+def test_proposal_divergences_match_torch_closed_forms_and_exact_sums():
+    from torch.distributions import MultivariateNormal, kl_divergence
+
+    model = LinearGaussianLVM.random(2, 2, 0.5, seed=0)
+    x = torch.tensor([[0.4, -0.3]], dtype=torch.float64)
+    q = ProposalSpec("gaussian", (0.2, -0.1), (0.6, 1.3))
+    gq = MultivariateNormal(torch.tensor([[0.2, -0.1]], dtype=torch.float64),
+                            torch.diag(torch.tensor([0.36, 1.69], dtype=torch.float64))[None])
+    post = model.closed_form_posterior(x)
+    out = ex.proposal_divergences(model, x, q)
+    assert out["forward_kl"] == pytest.approx(float(kl_divergence(post, gq)[0].detach()), rel=1e-12)
+    assert out["reverse_kl"] == pytest.approx(float(kl_divergence(gq, post)[0].detach()), rel=1e-12)
+    assert out["draws_needed"] == pytest.approx(math.exp(out["forward_kl"]), rel=1e-12)
+    # the same model through quadrature (a Student-t q has no closed form): against a brute-force grid
+    t = ProposalSpec("student_t", (0.2, -0.1), (0.6, 1.3), df=4)
+    grid = torch.linspace(-12, 12, 1201, dtype=torch.float64)
+    z = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 1, 2)
+    log_post = post.log_prob(z)[:, 0].detach()
+    log_t = t.distribution().log_prob(z)[:, 0]
+    cell = (grid[1] - grid[0]) ** 2
+    forward = float((log_post.exp() * (log_post - log_t)).sum() * cell)
+    assert ex.proposal_divergences(model, x, t)["forward_kl"] == pytest.approx(forward, abs=1e-4)
+    # a discrete z: sums over the components, by hand
+    mixture = GaussianMixtureLVM([0.3, 0.7], [[0.0, 0.0], [2.0, 1.0]], np.stack([np.eye(2) * 0.5, np.eye(2)]))
+    xm = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    p = torch.softmax(mixture.log_joint(xm, mixture.enumerate_latents())[:, 0], 0).detach().numpy()
+    qm = np.array([0.5, 0.5])
+    got = ex.proposal_divergences(mixture, xm, ProposalSpec("categorical", probs=tuple(qm)))
+    assert got["forward_kl"] == pytest.approx(float(np.sum(p * np.log(p / qm))), rel=1e-10)
+    assert got["reverse_kl"] == pytest.approx(float(np.sum(qm * np.log(qm / p))), rel=1e-10)
+    # beyond a 2-D latent without a closed form: no exact posterior, NaN rather than a guess
+    assert math.isnan(ex.proposal_divergences(_mlp3(), xm, ProposalSpec("gaussian", (0.0,) * 3,
+                                                                         (1.0,) * 3))["forward_kl"])
+
+
+def _mlp3():
+    from lvm_core.models import MLPLVM
+
+    return MLPLVM(latent_dim=3, data_dim=2, hidden=8, depth=1, seed=0, dtype=torch.float64)
+
+
+def test_run_estimator_reports_pareto_khat_per_trial_and_along_the_sweep():
+    from lvm_core.estimators import KHAT_MIN_DRAWS, pareto_khat
+
+    model = diagonal_linear_model(2)
+    x = torch.full((1, 2), 0.7, dtype=torch.float64)
+    mean, std, _ = ex.posterior_moments(model, x)
+    narrow = ProposalSpec("gaussian", tuple(mean), tuple(std / 3))
+    wide = ProposalSpec("gaussian", tuple(mean), tuple(std * 3))
+    runs = {name: ex.run_estimator(model, x, q, 2000, 12, seed=1) for name, q in (("narrow", narrow),
+                                                                                   ("wide", wide))}
+    # the per-trial k-hat is pareto_khat of that trial's weights (the documented function, not a copy)
+    log_w, _ = importance_log_weights(model, x, narrow.distribution(), 2000, trials=12, seed=1)
+    assert np.allclose(runs["narrow"].khat, pareto_khat(log_w[..., 0], 0).numpy())
+    # q narrower than the posterior: heavy-tailed weights (k-hat above the threshold); wider: light (below)
+    assert runs["narrow"].median_khat > 0.7 and runs["wide"].median_khat < 0.5
+    ks = runs["narrow"].sweep_k
+    assert np.isnan(runs["narrow"].sweep_khat[ks < KHAT_MIN_DRAWS]).all()
+    assert np.isfinite(runs["narrow"].sweep_khat[ks >= KHAT_MIN_DRAWS]).all()

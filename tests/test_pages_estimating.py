@@ -1,6 +1,7 @@
 """AppTest of the "Estimating p(x)" page: controls change what they should, presets, CSV, URL restore, extremes."""
 
 import io
+import json
 import math
 
 import numpy as np
@@ -8,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
+from lvm_core import estimators as est
 from lvm_core import experiments as ex
 from lvm_core.estimators import exact_log_marginal
 from lvm_core.models import SeedLVM
 from tests.conftest import chart, plotly_array
 from ui import state
+from ui.selection import ALWAYS_AVAILABLE, MODEL_LABELS
 
 PAGE = "views/estimating.py"
 ESTIMATORS = ["naive MC (uniform box)", "prior sampling", "importance sampling"]
@@ -139,7 +142,9 @@ def test_extreme_settings_stay_finite_and_are_explained(app_test):
     assert any("degenerated" in w.value for w in at.warning)
     # and a thousand times too wide (the posterior's sd is ~1): finite numbers, still explained
     at.slider(key="est_qlsc_0").set_value(3.0).run()
-    assert np.isfinite(table(at).to_numpy(float)).all()
+    t = table(at)
+    assert t["Pareto k̂ (median)"].isna().all()  # k = 10 draws are too few to fit a tail: left blank, not invented
+    assert np.isfinite(t.drop(columns="Pareto k̂ (median)").to_numpy(float)).all()
     assert any("degenerated" in w.value for w in at.warning)
 
 
@@ -147,7 +152,8 @@ def test_models_from_the_other_pages_are_offered_once_they_exist(app_test):
     from lvm_core.models import MLPLVM, GaussianMixtureLVM
 
     at = app_test(PAGE)
-    assert at.selectbox(key="est_model").options == ["The notes' seed model", "Linear-Gaussian (closed form)"]
+    always = [MODEL_LABELS[k] for k in ALWAYS_AVAILABLE]
+    assert at.selectbox(key="est_model").options == always
     at.session_state[state.FITTED_MIXTURE] = GaussianMixtureLVM(
         [0.3, 0.7], [[0.0, 0.0], [2.0, 1.0]], np.stack([np.eye(2) * 0.5, np.eye(2) * 0.3]))
     rng = np.random.default_rng(0)
@@ -156,7 +162,7 @@ def test_models_from_the_other_pages_are_offered_once_they_exist(app_test):
         data=state.TrainedData(train=rng.normal(size=(50, 2)), test=rng.normal(size=(9, 2)), mean=np.zeros(2),
                                std=np.ones(2)))
     at.run()
-    assert len(at.selectbox(key="est_model").options) == 4
+    assert at.selectbox(key="est_model").options == always + [MODEL_LABELS["deep"], MODEL_LABELS["mixture"]]
     at.selectbox(key="est_model").set_value("mixture").run()
     t = table(at)
     assert t.loc["importance sampling", "Kish ESS (mean)"] > 0
@@ -180,3 +186,96 @@ def test_dimension_sweep_follows_k_and_naive_error_grows_with_d(app_test):
     # k moves inside the estimates' fragment: the sweep below follows it (no stale k)
     at.select_slider(key="est_k").set_value(500).run()
     assert "k = 500" in chart(at, "est_dims")["layout"]["yaxis"]["title"]["text"]
+
+
+# ------------------------------------------------------------------------------------ diagnostics, hard posteriors
+
+
+def badges(at) -> dict[str, str]:
+    """the k-hat line of each importance sampler: {estimator label: its markdown}"""
+    return {label: m.value for m in at.markdown for label in ("importance sampling", "prior sampling")
+            if m.value.startswith(f"**{label}**")}
+
+
+def test_khat_badges_kls_and_draws_needed_follow_q(app_test):
+    at = app_test(PAGE, {"est_k": "1000", "est_R": "50"})
+    line = badges(at)["importance sampling"]
+    assert ":green-badge[Pareto k̂" in line and "reliable" in line  # q at the posterior's moments
+    assert "KL(p(z|x) ‖ q)" in line and "draws needed e^KL ≈" in line and "KL(q ‖ p(z|x))" in line
+    assert table(at)["Pareto k̂ (median)"].notna().all()
+    # q ten times too narrow: the weights' tail is heavy, the badge says so and the draws needed explode
+    at.button(key="est_preset_too_narrow").click().run()
+    line = badges(at)["importance sampling"]
+    assert ":red-badge[" in line or ":orange-badge[" in line
+    khat = table(at).loc["importance sampling", "Pareto k̂ (median)"]
+    assert khat > est.khat_threshold(1000)
+    # ten times too wide: light tails, k-hat low again (it is the ESS that suffers)
+    at.button(key="est_preset_too_wide").click().run()
+    assert table(at).loc["importance sampling", "Pareto k̂ (median)"] < est.khat_threshold(1000)
+    fig = chart(at, "est_khat")
+    assert fig["layout"]["yaxis"]["title"]["text"].startswith("Pareto k̂")
+    assert any(t["name"].startswith("threshold") for t in fig["data"])
+    conv = chart(at, "est_conv")
+    assert any("draws needed" in t["name"] for t in conv["data"])
+
+
+def test_draws_needed_matches_the_closed_form_kl(app_test):
+    # linear-Gaussian: the posterior is Gaussian, so KL(p(z|x) || q) for the page's q has a closed form
+    at = app_test(PAGE, {"est_model": "linear", "est_qloc_0": "0.3", "est_qlsc_0": "-0.2"})
+    sel_x = at.session_state[state.SELECTED_X]
+    from ui.selection import linear_model
+
+    model = linear_model(2, 0.5)
+    posterior = model.closed_form_posterior(sel_x)
+    loc = [at.slider(key=f"est_qloc_{i}").value for i in range(2)]
+    scale = [10 ** at.slider(key=f"est_qlsc_{i}").value for i in range(2)]
+    q = torch.distributions.MultivariateNormal(torch.tensor([loc], dtype=torch.float64),
+                                               torch.diag_embed(torch.tensor([scale], dtype=torch.float64) ** 2))
+    forward = float(torch.distributions.kl_divergence(posterior, q)[0].detach())
+    line = badges(at)["importance sampling"]
+    shown = float(line.split("KL(p(z|x) ‖ q) = ")[1].split(" nats")[0])
+    assert shown == pytest.approx(forward, rel=2e-3)  # shown to 3 significant digits
+
+
+@pytest.mark.parametrize("name", ["banana", "funnel", "bimodal"])
+def test_hard_posteriors_open_from_the_url_at_their_hard_point(app_test, name):
+    from lvm_core.models import HARD_POSTERIORS, hard_posterior
+
+    at = app_test(PAGE, {"est_model": name, "est_k": "500", "est_R": "30"})
+    assert at.selectbox(key="est_model").value == name
+    assert (at.number_input(key="est_x1").value, at.number_input(key="est_x2").value) == HARD_POSTERIORS[name].x
+    model, x = hard_posterior(name)
+    assert exact(at) == pytest.approx(float(exact_log_marginal(model, x)[0]), abs=1e-4)
+    # the fitted families: a mixture bends around the banana / covers both modes, so it needs fewer draws
+    gaussian = badges(at)["importance sampling"]
+    at.segmented_control(key="est_qfamily").set_value("mixture").run()
+    mixture = badges(at)["importance sampling"]
+    needed = lambda line: float(line.split("e^KL ≈ **")[1].split("**")[0])  # noqa: E731
+    assert needed(mixture) < needed(gaussian)
+    assert at.slider(key="est_qcomp").value == 2
+    at.segmented_control(key="est_qfamily").set_value("full").run()
+    assert "draws needed" in badges(at)["importance sampling"]
+
+
+def test_switching_to_a_hard_posterior_moves_x_to_its_hard_point(app_test):
+    at = app_test(PAGE)
+    at.selectbox(key="est_model").set_value("bimodal").run()
+    assert (at.number_input(key="est_x1").value, at.number_input(key="est_x2").value) == (2.0, 0.0)
+    at.number_input(key="est_x1").set_value(1.0).run()
+    at.button(key="est_hard_x").click().run()
+    assert at.number_input(key="est_x1").value == 2.0
+
+
+def test_digits_gallery_picks_an_image_and_the_estimators_run_on_64_pixels(app_test):
+    from ui.selection import digits_model, held_out_digits
+
+    at = app_test(PAGE, {"est_model": "digits", "est_digit": "15", "est_k": "200", "est_R": "20"})
+    assert at.number_input(key="est_digit").value == 15
+    images, _ = held_out_digits()
+    x = torch.tensor(images[15][None])
+    assert exact(at) == pytest.approx(float(exact_log_marginal(digits_model(), x)[0]), abs=1e-4)
+    assert len(table(at)) == 3 and np.isfinite(table(at)["bias of log p̂ (nats)"]).all()
+    gallery = next(c for c in at.get("plotly_chart") if c.proto.id and "est_gallery" in c.proto.id)
+    assert "held-out images" in json.loads(gallery.proto.spec)["layout"]["title"]["text"]
+    at.number_input(key="est_digit").set_value(100).run()
+    assert exact(at) != pytest.approx(float(exact_log_marginal(digits_model(), x)[0]), abs=1e-4)

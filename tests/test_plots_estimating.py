@@ -67,3 +67,43 @@ def test_equations_substitute_the_numbers():
     assert "0.5" in figs.importance_latex(10, np.log(0.5), None)
     assert r"\mathcal L_{1{,}000}" in figs.jensen_latex(1000, -2.0, -1.9)  # a bare comma would add a space
     assert r"2.5 \times 10^{-7}" in figs.importance_latex(10, np.log(2.5e-7), None)
+
+
+def test_convergence_figure_draws_the_draws_needed_only_where_it_fits():
+    _, _, _, runs = _runs()
+    stats = {n: ex.sweep_statistics(r, -1.0) for n, r in runs.items()}
+    fig = figs.convergence_figure(stats, LABELS, draws_needed={"importance": 30.0, "prior": 1e9})
+    lines = [t for t in fig.data if "draws needed" in t.name]
+    assert len(lines) == 1 and list(lines[0].x) == [30.0, 30.0]  # 1e9 is beyond 100 x the largest k (100)
+    assert lines[0].line.color == figs.ESTIMATOR_COLORS["importance"]
+    assert figs.convergence_figure(stats, LABELS, cost="seconds", draws_needed={"importance": 30.0}).data == \
+        figs.convergence_figure(stats, LABELS, cost="seconds").data  # a count of draws has no place on a time axis
+
+
+def test_khat_figure_has_the_threshold_the_no_mean_line_and_floors_minus_infinity():
+    ks = np.array([25, 100, 1000])
+    threshold = np.array([min(1 - 1 / np.log10(k), 0.7) for k in ks])
+    sweep = {"importance": (ks, np.array([0.2, 0.4, 0.9])), "prior": (ks, np.array([-np.inf, np.nan, 0.1]))}
+    fig = figs.khat_figure(sweep, LABELS, threshold, ks)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.title.text.startswith("Pareto k̂")
+    assert np.allclose(fig.data[0].y, threshold) and fig.data[0].name.startswith("threshold")
+    assert any(s.y0 == 1.0 for s in fig.layout.shapes)  # k-hat = 1: the weights' mean does not exist
+    prior = next(t for t in fig.data if t.name == LABELS["prior"])
+    assert list(prior.x) == [25, 1000] and prior.y[0] == -0.5  # NaN left out, -inf drawn at the floor
+
+
+def test_digit_figures_show_the_pixels_and_the_gallery_carries_indices_for_clicks():
+    rng = np.random.default_rng(0)
+    images = (rng.random((12, 64)) > 0.5).astype(float)
+    one = figs.digit_figure(images[3], "image 3")
+    assert np.array_equal(np.asarray(one.data[0].z), images[3].reshape(8, 8))
+    assert one.layout.yaxis.autorange == "reversed"  # row 0 at the top, as images are read
+    indices = np.arange(100, 112)
+    gallery = figs.digit_gallery_figure(images, np.arange(12) % 10, indices, selected=105, per_row=5)
+    canvas = np.asarray(gallery.data[0].z, dtype=float)
+    assert canvas.shape == (3 * 9 - 1, 5 * 9 - 1)
+    assert np.array_equal(canvas[9:17, 9:17], images[6].reshape(8, 8))  # row 1, column 1
+    picks = gallery.data[1]
+    assert list(picks.customdata) == list(indices) and picks.marker.opacity == 0.0
+    frame = gallery.layout.shapes[0]  # the selected image (index 105: the sixth, row 1, column 0) is framed
+    assert (frame.x0 + frame.x1) / 2 == picks.x[5] and (frame.y0 + frame.y1) / 2 == picks.y[5]

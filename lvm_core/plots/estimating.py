@@ -157,9 +157,11 @@ def estimates_figure(log_estimates: dict[str, np.ndarray], log_px: float | None,
 
 
 def convergence_figure(stats: dict[str, dict], labels: dict[str, str], cost: str = "k",
-                       height: int = 380) -> go.Figure:
+                       height: int = 380, draws_needed: dict[str, float] | None = None) -> go.Figure:
     """Relative RMSE of p-hat against k (or wall time) on log-log axes, one line per estimator, with the 1/sqrt(k)
-    reference slope through the importance estimator's first point. stats: name -> experiments.sweep_statistics."""
+    reference slope through the importance estimator's first point. stats: name -> experiments.sweep_statistics.
+    draws_needed: name -> exp(KL(p(z|x) || q)), drawn as a dashed vertical line in the estimator's colour (k axis
+    only; values beyond 100 times the largest k would squash the curves and are left to the caption)."""
     fig = go.Figure()
     key = "k" if cost == "k" else "seconds"
     for name, s in stats.items():
@@ -172,6 +174,20 @@ def convergence_figure(stats: dict[str, dict], labels: dict[str, str], cost: str
         xs = np.array([x0, float(ref[key][-1])])
         fig.add_trace(go.Scatter(x=xs, y=y0 * np.sqrt(x0 / xs), mode="lines", name="∝ 1/√k reference",
                                  line=dict(color=PALETTE["data"], dash="dot", width=2)))
+    k_max = max((float(np.max(s["k"])) for s in stats.values() if len(s["k"])), default=1.0)
+    for name, k_needed in (draws_needed or {}).items():
+        if cost == "k" and name in stats and np.isfinite(k_needed) and 1.0 <= k_needed <= 100 * k_max:
+            # a line trace, not a shape, so it has a legend entry and a hover
+            fig.add_trace(go.Scatter(x=[k_needed, k_needed], y=[1e-16, 1e16], mode="lines", legendgroup=name,
+                                     name=f"{labels[name]}: draws needed e^KL ≈ {text_number(k_needed, 2)}",
+                                     line=dict(color=_color(name), dash="dash", width=2),
+                                     hovertemplate="exp(KL(p(z|x) ‖ q)) = %{x:.3g}<extra></extra>"))
+    finite = [np.exp(s["log_rel_rmse"]) for s in stats.values()]
+    finite = np.concatenate(finite) if finite else np.array([1.0])
+    finite = np.maximum(finite[np.isfinite(finite)], 1e-16)
+    if len(finite):  # the needed-draws lines span the axis; the range stays the curves'
+        lo, hi = np.log10(finite.min()), np.log10(finite.max())
+        fig.update_yaxes(range=[lo - 0.3, hi + 0.3])
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log", exponentformat="power")
     x_title = "samples per estimate k (model evaluations)" if cost == "k" else "wall time per estimate (s)"
@@ -252,3 +268,82 @@ def jensen_latex(k: int, mean_log: float, log_px: float | None) -> str:
     kk = latex_int(k)
     return (rf"\mathcal L_{{{kk}}} = \mathbb E\big[\log \hat p_{{{kk}}}(x)\big] \approx {latex_number(mean_log, 4)}"
             rf" \;\le\; \log \mathbb E\big[\hat p_{{{kk}}}(x)\big] = {right}\ \text{{nats}}")
+
+
+# ----------------------------------------------------------------------------------------------- images and k-hat
+IMAGE_SIDE = 8  # the digits are 8 x 8 images, stored row-major as 64 values
+GALLERY_COLUMNS = 10  # tiles per row of the gallery
+_GREYS = [[0.0, "#FFFFFF"], [1.0, "#212529"]]  # ink on paper: 1 is a dark pixel
+
+
+def digit_figure(image: np.ndarray, title: str, height: int = 220) -> go.Figure:
+    """one image (64,) of pixel values in [0, 1] as an 8 x 8 picture, row 0 at the top"""
+    fig = go.Figure(go.Heatmap(z=np.asarray(image, dtype=float).reshape(IMAGE_SIDE, IMAGE_SIDE), colorscale=_GREYS,
+                               zmin=0.0, zmax=1.0, showscale=False, hovertemplate="pixel (%{y}, %{x}): %{z}"
+                                                                                  "<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig = style_figure(fig, x_title="", y_title="", equal_aspect=True, height=height, title=title)
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def digit_gallery_figure(images: np.ndarray, digits: np.ndarray, indices: np.ndarray, selected: int,
+                         per_row: int | None = None, height: int = 440) -> go.Figure:
+    """Images (m, 64) tiled into one picture (a one-pixel gap between tiles), the selected one framed, and an
+    invisible marker on every tile (customdata: its index into the held-out set) so a click picks that image."""
+    m = len(images)
+    per_row = per_row or min(m, GALLERY_COLUMNS)
+    rows = -(-m // per_row)
+    side = IMAGE_SIDE + 1
+    canvas = np.full((rows * side - 1, per_row * side - 1), np.nan)
+    centres = np.zeros((m, 2))
+    for i, image in enumerate(np.asarray(images, dtype=float)):
+        r, c = divmod(i, per_row)
+        canvas[r * side: r * side + IMAGE_SIDE, c * side: c * side + IMAGE_SIDE] = image.reshape(IMAGE_SIDE,
+                                                                                                 IMAGE_SIDE)
+        centres[i] = c * side + (IMAGE_SIDE - 1) / 2, r * side + (IMAGE_SIDE - 1) / 2
+    fig = go.Figure(go.Heatmap(z=canvas, colorscale=_GREYS, zmin=0.0, zmax=1.0, showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=centres[:, 0], y=centres[:, 1], mode="markers", showlegend=False, name="pick",
+                             customdata=np.asarray(indices), marker=dict(size=28, symbol="square", opacity=0.0),
+                             text=[f"image {int(j)}: a {int(d)}" for j, d in zip(indices, digits, strict=True)],
+                             hovertemplate="%{text} (click to use it)<extra></extra>"))
+    hit = np.flatnonzero(np.asarray(indices) == selected)
+    if len(hit):
+        cx, cy = centres[hit[0]]
+        half = IMAGE_SIDE / 2
+        fig.add_shape(type="rect", x0=cx - half, x1=cx + half, y0=cy - half, y1=cy + half,
+                      line=dict(color=PALETTE["truth"], width=3))
+    fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    fig = style_figure(fig, x_title="", y_title="", equal_aspect=True, height=height,
+                       title=f"{m} held-out images: click one to use it as x")
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def khat_figure(sweep: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[str, str], threshold: np.ndarray,
+                ks: np.ndarray, height: int = 340) -> go.Figure:
+    """Pareto k-hat of the importance weights against k: sweep maps an estimator to (k (n,), median k-hat (n,)),
+    with the reliability threshold min(1 - 1/log10 k, 0.7) (threshold: (len(ks),) at ks) and k-hat = 1, above which
+    the weights' mean does not exist."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ks, y=threshold, mode="lines", name="threshold min(1 − 1/log₁₀ k, 0.7)",
+                             line=dict(color=PALETTE["data"], dash="dash", width=2)))
+    fig.add_hline(y=1.0, line=dict(color=PALETTE["gap"], dash="dot", width=2), annotation_text="k̂ = 1: no mean",
+                  annotation_position="top left")
+    lowest = 0.0
+    for name, (k, khat) in sweep.items():
+        shown = ~np.isnan(khat)  # -inf (bounded weights) is a result, drawn at the floor; NaN is none
+        if not shown.any():
+            continue
+        y = np.maximum(khat[shown], -0.5)  # bounded weights give k-hat -> -inf: drawn at the floor
+        lowest = min(lowest, float(y.min()))
+        fig.add_trace(go.Scatter(x=k[shown], y=y, mode="lines+markers", name=labels[name],
+                                 line=dict(color=_color(name), width=2)))
+    fig.update_xaxes(type="log")
+    highest = max((float(np.nanmax(np.r_[khat, -1.0])) for _, khat in sweep.values()), default=1.0)
+    fig.update_yaxes(range=[lowest - 0.05, max(1.3, highest + 0.1)])
+    return style_figure(fig, x_title="samples per estimate k", y_title="Pareto k̂ (median over trials)",
+                        height=height)
