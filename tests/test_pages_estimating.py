@@ -279,3 +279,15 @@ def test_digits_gallery_picks_an_image_and_the_estimators_run_on_64_pixels(app_t
     assert "held-out images" in json.loads(gallery.proto.spec)["layout"]["title"]["text"]
     at.number_input(key="est_digit").set_value(100).run()
     assert exact(at) != pytest.approx(float(exact_log_marginal(digits_model(), x)[0]), abs=1e-4)
+
+
+def test_short_names_in_the_url_open_a_model_and_a_proposal_family(app_test):
+    at = app_test(PAGE, {"est_model": "banana", "est_qfamily": "mixture", "est_qcomp": "3", "est_k": "200",
+                         "est_R": "20"})
+    assert at.selectbox(key="est_model").value == "banana"
+    assert at.segmented_control(key="est_qfamily").value == "mixture" and at.slider(key="est_qcomp").value == 3
+    # the labels the widgets write into the URL themselves open the same view
+    again = app_test(PAGE, {"est_model": "Hard posterior: banana", "est_qfamily": "Mixture", "est_qcomp": "3",
+                            "est_k": "200", "est_R": "20"})
+    assert again.segmented_control(key="est_qfamily").value == "mixture"
+    assert table(again).equals(table(at))

@@ -63,6 +63,14 @@ def note(text: str) -> None:
         st.caption(text)
 
 
+def accept_short_names(key: str, options) -> None:
+    """Let the URL name an option of a bound selectbox or segmented control by its short name (?est_model=banana)
+    as well as by the label the widget itself writes there. Call before the widget, on every run."""
+    value = st.query_params.get(key)
+    if key not in st.session_state and value in list(options):
+        st.session_state[key] = value
+
+
 # -------------------------------------------------------------------------------------------------- guarded parts
 def guarded(section: Callable, *args, explained: tuple[type[Exception], ...] = (), **kwargs):
     """Run one part of a page; an unexpected failure becomes a message, never a traceback, and the user's state is

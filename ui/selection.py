@@ -255,10 +255,7 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
     """the model widgets -> the Choice"""
     available = _available()
     options = [k for k in MODEL_LABELS if k in kinds and (k in ALWAYS_AVAILABLE or k in available)]
-    # the URL names a model by its label (what the bound selectbox writes) or by its short name (?est_model=banana)
-    short = st.query_params.get(keys.model)
-    if keys.model not in st.session_state and short in options:
-        st.session_state[keys.model] = short
+    kit.accept_short_names(keys.model, options)  # ?est_model=banana as well as the label the widget writes
     c1, c2, c3 = st.columns([2.2, 1.2, 1.2])
     kind = c1.selectbox("Model", options, format_func=MODEL_LABELS.get, key=keys.model, bind="query-params",
                         on_change=_on_model_change, args=(keys,))

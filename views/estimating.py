@@ -181,8 +181,9 @@ def proposal_controls() -> tuple[ProposalSpec | torch.distributions.Distribution
                         help="λ = 0 is the exact posterior (zero variance), λ = 1 the prior.")
         q = ex.discrete_proposal(mean, prior, mix)
         return q, repr(q)
-    c1, c2, c3 = st.columns([1.6, 1, 3.4])
+    c1, c2, c3 = st.columns([2.6, 1, 2.6])
     families = [f for f in FAMILIES if f not in FITTED_FAMILIES or fitted_families_apply()]
+    kit.accept_short_names(f"{PREFIX}_qfamily", families)  # ?est_qfamily=mixture
     family = c1.segmented_control("q's family", families, format_func=FAMILIES.get, default="gaussian",
                                   key=f"{PREFIX}_qfamily", bind="query-params", required=True,
                                   help="Student-t: heavy tails, so rare far samples never get astronomically "
