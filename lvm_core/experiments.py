@@ -63,7 +63,10 @@ PRESETS = ("prior", "fitted", "too narrow", "too wide", "shifted")
 PRESET_FACTOR = 10.0  # "too narrow" / "too wide": the posterior's standard deviation divided / multiplied by this
 PRESET_SHIFT = 3.0  # "shifted": the fitted q moved by this many posterior standard deviations on every axis
 MAX_EVALUATIONS = 2 * 10**6  # k * trials per estimator (about a second of one core each); beyond it fewer trials
-KHAT_SWEEP_TRIALS = 50  # k-hat along the sweep: the median over this many trials is steady enough for a chart
+# k-hat costs about as much as drawing the weights it judges: it is computed for the first KHAT_TRIALS trials (their
+# median is steady to a few hundredths) and, along the sweep, for the first KHAT_SWEEP_TRIALS
+KHAT_TRIALS = 50
+KHAT_SWEEP_TRIALS = 20
 CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over whole trials
 
 
@@ -173,8 +176,9 @@ class EstimatorRun:
     them, from the first k draws of the same trials (common random numbers). ess, max_weight: (trials,) Kish ESS
     and largest normalised weight. shown_z: (m, latent_dim) the first trial's first m samples, shown_w: (m,) their
     normalised weights (normalised over all k). seconds_per_sample: wall time per sample of this estimator.
-    khat: (trials,) Pareto k-hat of each trial's k weights; sweep_khat: (n,) the median k-hat over the first
-    KHAT_SWEEP_TRIALS trials at each sweep k (NaN below estimators.KHAT_MIN_DRAWS draws).
+    khat: (trials,) Pareto k-hat of each trial's k weights, for the first KHAT_TRIALS trials (NaN after them);
+    sweep_khat: (n,) the median k-hat over the first KHAT_SWEEP_TRIALS trials at each sweep k (NaN below
+    estimators.KHAT_MIN_DRAWS draws).
     """
 
     log_estimates: np.ndarray
@@ -223,7 +227,10 @@ def run_estimator(model, x: torch.Tensor, proposal: ProposalSpec | Distribution,
         parts["ess"].append(effective_sample_size(log_w, 0))
         parts["maxw"].append(torch.exp(log_w.max(0).values - cum[-1]))
         diagnostics_start = time.perf_counter()  # the diagnostics are not the estimator's cost: left out of it
-        parts["khat"].append(pareto_khat(log_w, 0))
+        khat = torch.full((t,), math.nan, dtype=log_w.dtype, device=log_w.device)
+        if t0 < KHAT_TRIALS:
+            khat[: KHAT_TRIALS - t0] = pareto_khat(log_w[:, : KHAT_TRIALS - t0], 0)
+        parts["khat"].append(khat)
         if t0 < KHAT_SWEEP_TRIALS:
             first = log_w[:, : KHAT_SWEEP_TRIALS - t0]
             sweep_khat.append(torch.stack([pareto_khat(first[:kk], 0) for kk in ks.tolist()]))  # (n, t)

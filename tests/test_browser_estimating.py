@@ -75,3 +75,20 @@ def test_a_bookmark_restores_q_at_the_end_of_its_range(open_app, browser):
         assert restored == values and any(v.strip() in ("-5", "-5.00", "−5.00") for v in values), values
     finally:
         fresh.context.close()
+
+
+def test_a_click_in_the_digits_gallery_changes_x(open_app, screenshot_dir):
+    page = _open(open_app, "?est_model=digits&est_k=200&est_R=20")
+    assert_page_clean(page)
+    metric = page.locator(METRIC).first
+    before = metric.inner_text()
+    # the gallery is the second chart (after the chosen image): click the last tile of its first row (a 1)
+    gallery = page.locator(".stPlotlyChart").nth(1).locator(".nsewdrag").first
+    gallery.scroll_into_view_if_needed()
+    box = gallery.bounding_box()
+    page.mouse.click(box["x"] + 0.96 * box["width"], box["y"] + 0.12 * box["height"])
+    page.wait_for_function("() => window.location.search.includes('est_digit=')", timeout=60_000)
+    wait_for_app(page)
+    assert page.locator(METRIC).first.inner_text() != before
+    assert_page_clean(page)
+    screenshot(page, screenshot_dir, "estimating-digits")

@@ -98,7 +98,7 @@ def dimension_sweep(sigma: float, k: int, trials: int, seed: int, box: tuple[flo
 def trials_csv(log_estimates: dict, ess: dict, max_weight: dict, khat: dict, k: int, seed: int) -> bytes:
     frames = [pd.DataFrame({"estimator": name, "trial": np.arange(1, len(v) + 1), "k": k, "seed": seed,
                             "log_p_hat": v, "p_hat": np.exp(v), "ess": ess[name], "max_weight": max_weight[name],
-                            "pareto_khat": khat[name]})
+                            "pareto_khat": khat[name]})  # the first ex.KHAT_TRIALS trials
               for name, v in log_estimates.items()]
     return pd.concat(frames, ignore_index=True).to_csv(index=False).encode()
 

@@ -314,8 +314,11 @@ def digit_gallery_figure(images: np.ndarray, digits: np.ndarray, indices: np.nda
         half = IMAGE_SIDE / 2
         fig.add_shape(type="rect", x0=cx - half, x1=cx + half, y0=cy - half, y1=cy + half,
                       line=dict(color=PALETTE["truth"], width=3))
-    fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    # the plot area is exactly the canvas (constrain="domain"), so a tile's place on screen follows from its index
+    fig.update_yaxes(range=[canvas.shape[0] - 0.5, -0.5], constrain="domain", showticklabels=False, showgrid=False,
+                     zeroline=False)
+    fig.update_xaxes(range=[-0.5, canvas.shape[1] - 0.5], constrain="domain", showticklabels=False, showgrid=False,
+                     zeroline=False)
     fig.update_layout(clickmode="event+select", dragmode=False)
     fig = style_figure(fig, x_title="", y_title="", equal_aspect=True, height=height,
                        title=f"{m} held-out images: click one to use it as x")
