@@ -64,9 +64,9 @@ PRESET_FACTOR = 10.0  # "too narrow" / "too wide": the posterior's standard devi
 PRESET_SHIFT = 3.0  # "shifted": the fitted q moved by this many posterior standard deviations on every axis
 MAX_EVALUATIONS = 2 * 10**6  # k * trials per estimator (about a second of one core each); beyond it fewer trials
 # k-hat costs about as much as drawing the weights it judges: it is computed for the first KHAT_TRIALS trials (their
-# median is steady to a few hundredths) and, along the sweep, for the first KHAT_SWEEP_TRIALS
-KHAT_TRIALS = 50
-KHAT_SWEEP_TRIALS = 20
+# median is steady to a few hundredths) and, along the sweep (a chart), for the first KHAT_SWEEP_TRIALS
+KHAT_TRIALS = 30
+KHAT_SWEEP_TRIALS = 10
 CHUNK = 1 << 20  # uniforms held at once (k * trials * latent_dim); chunks run over whole trials
 
 

@@ -8,6 +8,7 @@ from lvm_core.models import SeedLVM
 from lvm_core.plots import PALETTE
 from lvm_core.plots import estimating as figs
 from lvm_core.proposals import ProposalSpec
+from tests.conftest import plotly_array
 
 LABELS = ex.ESTIMATOR_LABELS
 
@@ -107,3 +108,22 @@ def test_digit_figures_show_the_pixels_and_the_gallery_carries_indices_for_click
     assert list(picks.customdata) == list(indices) and picks.marker.opacity == 0.0
     frame = gallery.layout.shapes[0]  # the selected image (index 105: the sixth, row 1, column 0) is framed
     assert (frame.x0 + frame.x1) / 2 == picks.x[5] and (frame.y0 + frame.y1) / 2 == picks.y[5]
+
+
+def test_sweep_animation_has_a_frame_per_k_with_the_histograms_of_that_k():
+    _, _, _, runs = _runs()
+    sweeps = {n: r.sweep for n, r in runs.items()}
+    ks = runs["importance"].sweep_k
+    fig = figs.sweep_animation_figure(sweeps, ks, -1.5, LABELS, bins=20)
+    frames = fig.to_dict()["frames"]
+    assert [f["name"] for f in frames] == [f"k{k}" for k in ks]
+    for i, frame in enumerate(frames):
+        for trace, name in zip(frame["data"], sweeps, strict=True):
+            assert plotly_array(trace["y"]).sum() == np.isfinite(sweeps[name][i]).sum()  # each finite one counted
+    first = frames[0]["data"][2]  # importance sampling at k = 1: its own histogram, on that frame's bins
+    x = plotly_array(first["x"])
+    edges = np.r_[x - first["width"] / 2, x[-1] + first["width"] / 2]
+    assert np.array_equal(plotly_array(first["y"]), np.histogram(sweeps["importance"][0], edges)[0])
+    assert fig.layout.sliders[0].active == len(ks) - 1  # opens at the chosen k
+    assert list(fig.data[2].y) == list(plotly_array(frames[-1]["data"][2]["y"]))
+    assert any(s.x0 == -1.5 for s in fig.layout.shapes)  # the exact value

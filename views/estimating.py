@@ -356,6 +356,16 @@ def estimates_section() -> None:
                  "toward it as k grows. For importance sampling this curve is the **IWAE bound** L_k; at k = 1 "
                  "it is the ELBO.")
         st.page_link("views/elbo.py", label="The ELBO and variational inference", icon=":material/trending_up:")
+    sweeps = {name: r.sweep for name, r in runs.items()}
+    left, right = st.columns([1.6, 1])
+    with left:
+        kit.chart(figure(("sweep", key), lambda: figs.sweep_animation_figure(
+            sweeps, runs["importance"].sweep_k, log_px, LABELS, height=height(320))), key=f"{PREFIX}_sweep")
+    with right:
+        kit.explain(f"**The {trials} estimates as k grows.** Press ▶ Play or drag the slider: each frame is the "
+                    "histogram of log p̂ₖ over the trials at one k, from the first k draws of the same trials. The "
+                    "spread narrows like 1/√k and the whole histogram creeps up to log p(x) (Jensen's gap "
+                    "closing). Computed once here; your browser plays it without asking the server.")
     khat_sweep = {name: (runs[name].sweep_k, runs[name].sweep_khat) for name in ("prior", "importance")}
     ks = np.unique(np.r_[runs["importance"].sweep_k, est.KHAT_MIN_DRAWS])
     ks = ks[ks >= est.KHAT_MIN_DRAWS]

@@ -350,3 +350,48 @@ def khat_figure(sweep: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[st
     fig.update_yaxes(range=[lowest - 0.05, max(1.3, highest + 0.1)])
     return style_figure(fig, x_title="samples per estimate k", y_title="Pareto k̂ (median over trials)",
                         height=height)
+
+
+def sweep_animation_figure(sweeps: dict[str, np.ndarray], ks: np.ndarray, log_px: float | None,
+                           labels: dict[str, str], bins: int = 40, frame_ms: float = 400.0,
+                           height: int = 380) -> go.Figure:
+    """The estimates' histograms as k grows, animated in the browser by plotly's own Play button and slider.
+
+    sweeps: name -> (n, trials) log p-hat at each of ks (n,), from the first k draws of the same trials (common
+    random numbers). Frame i shows every estimator's histogram at ks[i] on bins shared by that frame (drawn as bars,
+    counts computed here), the exact log p(x) as a vertical line, and an x range that follows the estimates. The
+    figure opens on the last frame (the chosen k)."""
+    from lvm_core.plots import ANIMATION_MARGIN, animation_controls, with_frames
+
+    names = list(sweeps)
+    frames, ranges = [], []
+    for i, k in enumerate(np.asarray(ks)):
+        values = [np.asarray(sweeps[n][i], dtype=float) for n in names]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values] + [np.array([log_px])
+                                                                      if log_px is not None else np.empty(0)])
+        lo, hi = (float(np.min(finite)), float(np.max(finite))) if len(finite) else (-1.0, 1.0)
+        lo, hi = (lo - 0.5, hi + 0.5) if hi - lo < 1e-9 else (lo, hi)
+        edges = np.linspace(lo, hi, bins + 1)
+        centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+        data = [dict(type="bar", x=centres, y=np.histogram(v[np.isfinite(v)], edges)[0], width=width)
+                for v in values]
+        frames.append(dict(name=f"k{int(k)}", data=data, traces=list(range(len(names))),
+                           layout=dict(xaxis=dict(range=[lo - width, hi + width]))))
+        ranges.append((lo - width, hi + width))
+    last = frames[-1]
+    fig = go.Figure()
+    for name, trace in zip(names, last["data"], strict=True):
+        fig.add_trace(go.Bar(x=trace["x"], y=trace["y"], width=trace["width"], name=labels[name],
+                             marker_color=_color(name), opacity=0.6))
+    if log_px is not None and np.isfinite(log_px):
+        fig.add_vline(x=log_px, line=dict(color=PALETTE["truth"], width=3), annotation_text=f"log p(x) = {log_px:.3f}",
+                      annotation_position="top right", annotation_font_color=PALETTE["truth"])
+    fig.update_layout(barmode="overlay", bargap=0)
+    fig.update_xaxes(range=list(ranges[-1]))
+    frame_names = [f["name"] for f in frames]
+    fig.update_layout(animation_controls(frame_names, [f"{int(k):,}" for k in ks], frame_ms=frame_ms, redraw=True,
+                                         prefix="k = ", active=len(frames) - 1, from_start=True))
+    with_frames(fig, frames)
+    style_figure(fig, x_title="log p̂ₖ(x)  (nats)", y_title="trials", height=height + ANIMATION_MARGIN)
+    fig.update_layout(margin=dict(l=60, r=20, t=30, b=ANIMATION_MARGIN))
+    return fig
