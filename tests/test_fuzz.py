@@ -1,6 +1,7 @@
 """Bad input on every page: hostile query strings on every URL-bound widget, random extra keys, a key given twice,
-and model files that are not models. Every case must end in a clear message or a sane default: the checked AppTest
-fails a run on any exception, st.error or failed section, and nothing the user typed may come back as HTML.
+every slider at both ends (alone and all together), and model files that are not models. Every case must end in a
+clear message or a sane default: the checked AppTest fails a run on any exception, st.error or failed section, and
+nothing the user typed may come back as HTML.
 
 The widgets are discovered from each page's default run, so a control added to a page is fuzzed without editing
 this file. Upload fuzz of CSV data lives with the mixtures page's tests (tests/test_pages_mixtures.py).
@@ -91,6 +92,73 @@ def test_two_hundred_random_keys_and_a_key_given_twice_are_ignored(app_test, pag
     params[keys[0]] = ["1", "2"]  # a key given twice
     at = app_test(page, query_params=params)
     shows_no_html_from_the_url(at)
+
+
+# ------------------------------------------------------------------------------------------- sliders at both ends
+RANGED = ("slider", "select_slider", "number_input")
+
+
+def _ends(widget) -> tuple:
+    """(lowest, highest) value of a slider, select slider or bounded number input; None where it has no bound"""
+    if widget.type == "select_slider":  # AppTest lists the formatted labels ("1,000"); the widget takes values
+        return _value(widget.options[0]), _value(widget.options[-1])
+    low, high = getattr(widget, "min", None), getattr(widget, "max", None)
+    return (low, high) if low is not None and high is not None else None
+
+
+def _value(label: str):
+    """a select slider's option from its label: a number where the label is one (thousands separators allowed)"""
+    text = label.replace(",", "")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return label
+
+
+def _ranged(at) -> dict:
+    """{key: (lowest, highest)} for the page's ranged widgets with a user key"""
+    out = {}
+    for kind in RANGED:
+        for widget in at.get(kind):
+            key, ends = getattr(widget, "key", None), _ends(widget)
+            if key and not key.startswith("$$") and ends is not None:
+                out[key] = (widget, ends)
+    return out
+
+
+def _set(at, key: str, value) -> None:
+    widgets = _ranged(at)
+    if key in widgets:  # a control may leave the page when another one moves (e.g. Student-t's degrees of freedom)
+        widget, _ = widgets[key]
+        if widget.type == "select_slider":
+            widget.set_value(value)
+        else:
+            widget.set_value(type(widget.value)(value) if widget.value is not None else value)
+
+
+@pytest.mark.parametrize("page", [p.path for p in PAGES])
+def test_every_slider_at_both_ends_alone_and_all_together(app_test, page):
+    at = app_test(page)
+    ranged = {key: ends for key, (_, ends) in _ranged(at).items()}
+    assert ranged or page == "views/home.py", f"{page} shows no slider"
+    tried = 0
+    for key, (low, high) in ranged.items():
+        default = _ranged(at)[key][0].value if key in _ranged(at) else None
+        for value in (low, high):
+            _set(at, key, value)
+            at.run()  # the checked AppTest fails here on any exception, st.error or failed section
+            tried += 1
+        if default is not None:
+            _set(at, key, default)
+            at.run()
+    for end in (0, 1):  # every control at its lowest, then every control at its highest, at once
+        for key, ends in ranged.items():
+            _set(at, key, ends[end])
+        at.run()
+        tried += 1
+    assert tried == 2 * len(ranged) + 2
 
 
 # --------------------------------------------------------------------------------------------- model files
