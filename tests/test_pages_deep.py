@@ -230,3 +230,15 @@ def test_trained_model_is_drawn_beside_the_gmm_with_both_numbers_and_the_winner_
     story = next(m.value for m in at.markdown if "wins by" in m.value)
     assert story.startswith("The deep LVM" if deep > gmm10 else "the Gaussian mixture with 10 components")
     assert abs(float(re.search(r"wins by (\d+\.\d+)", story).group(1)) - abs(deep - gmm10)) < 0.006
+
+
+def test_scoring_all_held_out_images_extends_the_table_and_keeps_the_first_rows(app_test):
+    at = app_test(PAGE, query_params={"dl_data": DIGITS})
+    first = at.dataframe[0].value
+    at.toggle(key="dl_dg_all").set_value(True).run()
+    every = at.dataframe[0].value
+    assert len(every) == 360 and set(every["exact by"]) <= {"shared grid", "adaptive grid"}
+    # the exact column does not depend on how many images are scored; the bounds' draws do (one batch of noise)
+    np.testing.assert_allclose(every["exact log p(x)"][:60], first["exact log p(x)"], rtol=1e-6)
+    means = every.mean(numeric_only=True)
+    assert means["exact log p(x)"] > means["IWAE-64"] > means["ELBO"]

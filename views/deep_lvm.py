@@ -565,9 +565,9 @@ def digits_samples_and_codes(model_bytes: bytes, X_test: np.ndarray, y_test: np.
         st.subheader("Samples from the model")
         kit.chart(figs.image_tiles_figure(x, n_cols=10, title="x ~ p(x): z ~ p(z), then each pixel ~ Bernoulli",
                                           height=height(190)), key="dl_dg_samples", filename="digits_samples")
-        kit.chart(figs.image_tiles_figure(means, n_cols=10, title="E[x | z] of the same z",
-                                          colorbar_title="p(pixel on)", height=height(190)),
-                  key="dl_dg_sample_means", filename="digits_sample_means")
+        kit.chart(figs.image_tiles_figure(means, n_cols=10, title="E[x | z] of the same z: pixel probabilities",
+                                          height=height(190)), key="dl_dg_sample_means",
+                  filename="digits_sample_means")
         kit.chart(figs.image_tiles_figure(X_test[:SAMPLES_SHOWN].reshape(-1, *DIGITS_SHAPE), n_cols=10,
                                           title="Held-out images, for comparison", height=height(190)),
                   key="dl_dg_data", filename="digits_held_out")
