@@ -228,7 +228,7 @@ def test_trained_model_is_drawn_beside_the_gmm_with_both_numbers_and_the_winner_
     np.testing.assert_allclose(numbers, [deep, gmm10], atol=0.006)  # 2 decimals against the metrics' 3
     assert sum(t["type"] == "heatmap" for t in pair["data"]) == 2
     story = next(m.value for m in at.markdown if "wins by" in m.value)
-    assert story.startswith("The deep LVM" if deep > gmm10 else "the Gaussian mixture with 10 components")
+    assert story.startswith("The deep LVM" if deep > gmm10 else "The Gaussian mixture with 10 components")
     assert abs(float(re.search(r"wins by (\d+\.\d+)", story).group(1)) - abs(deep - gmm10)) < 0.006
 
 

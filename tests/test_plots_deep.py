@@ -171,9 +171,9 @@ def test_density_pair_shares_one_colour_scale_and_titles_both_panels():
 
 
 def test_comparison_sentence_names_the_winner_and_the_margin_either_way():
-    s = figs.comparison_sentence("The deep LVM", -1.20, "the GMM", -1.50)
+    s = figs.comparison_sentence("the deep LVM", -1.20, "the GMM", -1.50)
     assert s.startswith("The deep LVM wins by 0.30 nats per held-out point") and "-1.50 for the GMM" in s
     assert "1.35 times" in s  # e^0.3
-    s = figs.comparison_sentence("The deep LVM", -2.0, "the GMM", -1.5)
-    assert s.startswith("the GMM wins by 0.50")
+    s = figs.comparison_sentence("the deep LVM", -2.0, "the GMM", -1.5)
+    assert s.startswith("The GMM wins by 0.50") and "-2.00 for the deep LVM" in s
     assert "tie" in figs.comparison_sentence("a", -1.001, "b", -1.002)

@@ -201,8 +201,6 @@ def mlp_controls(latent_dim: int) -> MLPLVM:
     return MLPLVM(latent_dim=latent_dim, hidden=width, depth=depth, activation=activation, seed=0)
 
 
-
-
 @st.fragment
 def mixture_view(model_bytes: bytes, d: int, data: np.ndarray | None) -> None:
     """The infinite mixture with one component highlighted; the z slider reruns only this part."""
@@ -227,7 +225,6 @@ def mixture_view(model_bytes: bytes, d: int, data: np.ndarray | None) -> None:
                   "exact p(x), the sum of all of them weighted by p(z) (integrated over z to 1e-4 nats).")
 
 
-
 def finish_run(run: dict, interrupted: bool) -> None:
     """Store a finished, stopped or diverged run for the results, the overlay and the other pages."""
     history = run["history"]
@@ -250,7 +247,6 @@ def finish_run(run: dict, interrupted: bool) -> None:
                                   f"model (step {history.best_step}, by the {history.best_by} log-likelihood).")
 
 
-
 def results(trained: state.TrainedLVM) -> None:
     model_bytes = save_lvm(trained.model, trained.encoder, trained.config)
     X_tr, X_te = trained.data.train, trained.data.test
@@ -271,7 +267,7 @@ def results(trained: state.TrainedLVM) -> None:
     gmm_name = "GMM (10 components)"
     log_p_gmm = mixture_density_on_grid(X_tr, cfg.get("seed", 0), xlim, ylim, 50)
     st.subheader("The infinite mixture against a finite one")
-    kit.explain(figs.comparison_sentence("The deep LVM", held, "the Gaussian mixture with 10 components",
+    kit.explain(figs.comparison_sentence("the deep LVM", held, "the Gaussian mixture with 10 components",
                                          baselines[gmm_name]))
     kit.chart(figs.density_pair_figure(xs, ys, log_p, log_p_gmm,
                                        (f"Deep LVM, exact p(x): {held:.2f} nats per point",
@@ -298,7 +294,6 @@ def results(trained: state.TrainedLVM) -> None:
         kit.chart(figs.inner_loop_figure(shown, height=height(280)), key="dl_inner_chart")
         st.caption("The notes' inner loop: the ELBO of the sampled points rises while only their φᵢ move (a dozen "
                    "θ steps shown, early ones dark); then one θ step.")
-
 
 
 def model_seen() -> None:

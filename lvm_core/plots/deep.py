@@ -285,12 +285,15 @@ def density_pair_figure(xs, ys, log_p_left, log_p_right, titles: tuple[str, str]
 
 def comparison_sentence(name_a: str, value_a: float, name_b: str, value_b: float,
                         unit: str = "nats per held-out point", digits: int = 2) -> str:
-    """One sentence saying which of two held-out log-likelihoods (higher is better) wins and by how much."""
+    """One sentence saying which of two held-out log-likelihoods (higher is better) wins and by how much; names as
+    they read mid-sentence ("the deep LVM"), the sentence's first letter capitalised."""
     diff = value_a - value_b
     if round(abs(diff), digits) == 0:
-        return f"{name_a} and {name_b} tie: {value_a:.{digits}f} against {value_b:.{digits}f} {unit}."
-    (win, w), (lose, l_) = ((name_a, value_a), (name_b, value_b)) if diff > 0 else ((name_b, value_b),
-                                                                                     (name_a, value_a))
-    return (f"{win} wins by {abs(diff):.{digits}f} {unit} ({w:.{digits}f} against {l_:.{digits}f} for {lose}): "
-            f"its held-out points are e^{abs(diff):.{digits}f} = {np.exp(abs(diff)):.3g} times as likely on average "
-            "(geometric mean).")
+        text = f"{name_a} and {name_b} tie: {value_a:.{digits}f} against {value_b:.{digits}f} {unit}."
+    else:
+        (win, w), (lose, l_) = ((name_a, value_a), (name_b, value_b)) if diff > 0 else ((name_b, value_b),
+                                                                                         (name_a, value_a))
+        text = (f"{win} wins by {abs(diff):.{digits}f} {unit} ({w:.{digits}f} against {l_:.{digits}f} for {lose}): "
+                f"its held-out points are e^{abs(diff):.{digits}f} = {np.exp(abs(diff)):.3g} times as likely on "
+                "average (geometric mean).")
+    return text[:1].upper() + text[1:]
