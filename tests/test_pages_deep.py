@@ -242,3 +242,16 @@ def test_scoring_all_held_out_images_extends_the_table_and_keeps_the_first_rows(
     np.testing.assert_allclose(every["exact log p(x)"][:60], first["exact log p(x)"], rtol=1e-6)
     means = every.mean(numeric_only=True)
     assert means["exact log p(x)"] > means["IWAE-64"] > means["ELBO"]
+
+
+def test_a_failure_in_the_digits_manifold_is_a_message_and_the_rest_of_the_view_draws(app_test, monkeypatch):
+    from lvm_core.plots import deep
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected into manifold_figure")
+
+    monkeypatch.setattr(deep, "manifold_figure", broken)
+    at = app_test(PAGE, query_params={"dl_data": DIGITS}, expect_errors=True)
+    assert any("injected into manifold_figure" in e.value for e in at.error)
+    assert any("digits_manifold" in s for s in at.session_state[state.SECTION_ERRORS])
+    assert len(at.dataframe) == 1 and not at.exception  # the scores below still drew
