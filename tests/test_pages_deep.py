@@ -255,3 +255,20 @@ def test_a_failure_in_the_digits_manifold_is_a_message_and_the_rest_of_the_view_
     assert any("injected into manifold_figure" in e.value for e in at.error)
     assert any("digits_manifold" in s for s in at.session_state[state.SECTION_ERRORS])
     assert len(at.dataframe) == 1 and not at.exception  # the scores below still drew
+
+
+def test_an_interrupted_digits_run_is_kept_as_the_model_with_a_stopped_message(app_test):
+    from lvm_core.training import train_lvm
+
+    X_train, X_test, _, y_test = load_binarized_digits(seed=0)
+    model = BernoulliMLPLVM(seed=5)
+    history = train_lvm(model, X_train, steps=20, seed=5, callback=lambda h: h.steps_done == 10)  # stops at 10
+    data = state.TrainedData(train=X_train, test=X_test, mean=np.zeros(64), std=np.ones(64), labels_test=y_test)
+    at = app_test(PAGE, query_params={"dl_data": DIGITS})
+    at.session_state["dl_dg_pending"] = {"model": model, "history": history, "data": data,
+                                         "config": {"objective": "iwae", "k": 8, "lr": 0.01, "steps": 20, "seed": 5}}
+    at.run()
+    assert any("Stopped after 10 steps" in i.value for i in at.info)
+    trained = at.session_state[state.TRAINED_LVM]
+    assert trained.model is model and trained.images and "dl_dg_pending" not in at.session_state
+    assert any("seed 5" in c.value for c in at.caption)  # the view says it shows the model trained here

@@ -650,8 +650,6 @@ def digits_training(X_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
     lr = c4.select_slider("Learning rate", LRS, value=1e-2, key="dl_dg_lr", bind="query-params",
                           persist_state="session")
     seed = c5.slider("Training seed", 0, 999, 0, key="dl_dg_seed", bind="query-params", persist_state="session")
-    if DG_PENDING in ss:  # a run interrupted by Stop: its best weights are already in the model
-        finish_digits_run(ss.pop(DG_PENDING), interrupted=True)
     b1, b2, b3, _ = st.columns([1, 1, 2, 2])
     train_clicked = b1.button("Train", type="primary", icon=":material/play_arrow:", key="dl_dg_train")
     b2.button("Stop", icon=":material/stop:", key="dl_dg_stop", help="Stops a run and keeps the best model so far.")
@@ -719,6 +717,8 @@ def digits_view() -> None:
                 "the exact $\\log p(x)$ is still a quadrature over $z$, so the ELBO and IWAE can be judged against it.")
     st.latex(r"p_\theta(x) = \int \mathcal N(z; 0, I) \prod_{j=1}^{64} \operatorname{sigmoid}(\ell_\theta(z)_j)^{x_j}"
              r"\big(1 - \operatorname{sigmoid}(\ell_\theta(z)_j)\big)^{1 - x_j}\, dz")
+    if DG_PENDING in ss:  # a run interrupted by Stop: its best weights are already in the model, which the views show
+        finish_digits_run(ss.pop(DG_PENDING), interrupted=True)
     current = digits_model()
     cfg = current.config
     if current.history is None:
