@@ -272,3 +272,14 @@ def test_an_interrupted_digits_run_is_kept_as_the_model_with_a_stopped_message(a
     trained = at.session_state[state.TRAINED_LVM]
     assert trained.model is model and trained.images and "dl_dg_pending" not in at.session_state
     assert any("seed 5" in c.value for c in at.caption)  # the view says it shows the model trained here
+
+
+def test_hostile_values_in_the_digits_views_url_parameters_give_a_clean_page(app_test):
+    at = app_test(PAGE, query_params={"dl_data": DIGITS})
+    keys = sorted({w.key for kind in ("slider", "select_slider", "selectbox", "toggle") for w in at.get(kind)
+                   if (w.key or "").startswith("dl_dg_")})
+    assert {"dl_dg_k", "dl_dg_all", "dl_dg_steps", "dl_dg_lr", "dl_dg_objective"} <= set(keys)
+    for bad in ("inf", "nan", "9" * 30, "<script>alert(1)</script>"):
+        again = app_test(PAGE, query_params={"dl_data": DIGITS} | {key: bad for key in keys})
+        assert again.select_slider(key="dl_dg_k").value == 64 and again.slider(key="dl_dg_steps").value == 1000
+        assert len(again.dataframe[0].value) == 60

@@ -610,8 +610,8 @@ def digits_scores_section(model_bytes: bytes, X_train: np.ndarray, X_test: np.nd
     kit.note("Nats per image, each image its own row. ELBO: the mean of log p(x, z) - log q(z | x) over k draws "
              "from the encoder's q; IWAE-k: one draw of log mean_j p(x, z_j) / q(z_j | x); exact: quadrature over "
              "the 2-D z (1e-4 nats per image). In expectation ELBO ≤ IWAE-k ≤ exact for every image; one draw of "
-             "IWAE-k can land above the exact value (its weights average to p(x), so some draws overshoot), their "
-             "mean cannot.")
+             "IWAE-k can land above the exact value (its weights average to p(x), so some draws overshoot); its "
+             "expectation cannot.")
 
 
 def finish_digits_run(run: dict, interrupted: bool) -> None:
