@@ -736,7 +736,8 @@ def digits_view() -> None:
     kit.guarded(digits_manifold, model_bytes)
     kit.guarded(digits_samples_and_codes, model_bytes, data.test, data.labels_test, seed)
     kit.guarded(digits_scores_section, model_bytes, data.train, data.test, data.labels_test, seed)
-    digits_training(data.train, data.test, data.labels_test, float(pixel_baseline(data.train, data.test).mean()))
+    kit.guarded(digits_training, data.train, data.test, data.labels_test,
+                float(pixel_baseline(data.train, data.test).mean()))
 
 
 # --------------------------------------------------------------------------------------------------- the page
