@@ -104,3 +104,76 @@ def test_inner_loop_draws_one_line_per_visit():
     fig = figs.inner_loop_figure([[-3, -2, -1.5], [-2.5, -1.8]])
     assert len(fig.data) == 2 and [len(t.y) for t in fig.data] == [3, 2]
     assert fig.layout.xaxis.title.text.startswith("inner step")
+
+
+# ------------------------------------------------------------------------------------------------------ images
+def test_tile_images_places_each_image_in_reading_order_with_nan_gaps():
+    images = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)  # 5 images of 2 x 3
+    tiled = figs.tile_images(images, n_cols=2)
+    assert tiled.shape == (3 * 3 - 1, 2 * 4 - 1)  # 3 rows of tiles, 2 columns, 1-pixel gaps
+    np.testing.assert_array_equal(tiled[0:2, 0:3], images[0])
+    np.testing.assert_array_equal(tiled[0:2, 4:7], images[1])
+    np.testing.assert_array_equal(tiled[6:8, 0:3], images[4])
+    assert np.isnan(tiled[2]).all() and np.isnan(tiled[:, 3]).all()  # the gaps
+    assert np.isnan(tiled[6:8, 4:7]).all()  # the empty last cell
+
+
+def test_manifold_puts_each_decoded_image_at_its_z_with_z2_upwards():
+    axis = np.linspace(-1.0, 1.0, 3)
+    means = np.zeros((3, 3, 8, 8))
+    means[2, 0] = 1.0  # z = (axis[0], axis[2]): left, top
+    means[0, 2, 0, :] = 0.5  # z = (axis[2], axis[0]): right, bottom; its image's top row only
+    fig = figs.manifold_figure(means, axis, height=400)
+    hm = fig.data[0]
+    z, x, y = np.asarray(hm.z, float), np.asarray(hm.x), np.asarray(hm.y)
+    on = np.argwhere(z == 1.0)
+    np.testing.assert_allclose([x[on[:, 1]].mean(), y[on[:, 0]].mean()], [axis[0], axis[2]], atol=1e-9)
+    half = np.argwhere(z == 0.5)
+    np.testing.assert_allclose(x[half[:, 1]].mean(), axis[2], atol=1e-9)
+    assert y[half[:, 0]].min() > axis[0]  # the image's top row lies above its tile's centre
+    assert (hm.zmin, hm.zmax, hm.colorscale is not None) == (0.0, 1.0, True)
+    assert hm.colorbar.title.text == "p(pixel on)"
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("z₁", "z₂")
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.height == 400
+
+
+def test_image_tiles_show_the_first_image_at_the_top_left():
+    images = np.zeros((4, 8, 8))
+    images[0, 0, 0] = 1.0  # the first image's top-left pixel
+    fig = figs.image_tiles_figure(images, n_cols=2, title="samples")
+    z = np.asarray(fig.data[0].z, float)
+    assert z[-1, 0] == 1.0 and np.nansum(z) == 1.0  # heatmap rows go up: the last row is drawn at the top
+    assert fig.layout.title.text == "samples" and fig.layout.xaxis.visible is False
+
+
+def test_latent_labels_has_one_legend_entry_per_class_in_its_colour():
+    rng = np.random.default_rng(0)
+    codes, labels = rng.normal(size=(60, 2)), np.repeat(np.arange(3), 20)
+    fig = figs.latent_labels_figure(codes, labels, source="encoder mean")
+    assert [t.name for t in fig.data] == ["0", "1", "2"]
+    assert [t.marker.color for t in fig.data] == COMPONENTS[:3]
+    np.testing.assert_array_equal(np.asarray(fig.data[1].x), codes[20:40, 0])
+    assert fig.layout.xaxis.title.text == "z₁ (encoder mean)" and fig.layout.legend.title.text == "digit"
+
+
+# ------------------------------------------------------------------------------ the infinite and a finite mixture
+def test_density_pair_shares_one_colour_scale_and_titles_both_panels():
+    xs, ys, log_p = _grid()
+    fig = figs.density_pair_figure(xs, ys, log_p, log_p - 1.0, ("deep LVM: -1.00", "GMM (10): -2.00"),
+                                   X=np.zeros((5, 2)))
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == 2 and {h.zmax for h in heatmaps} == {float(np.exp(log_p).max())}
+    np.testing.assert_allclose(np.asarray(heatmaps[1].z), np.exp(log_p - 1.0))
+    assert [h.showscale for h in heatmaps] == [False, True] and heatmaps[1].colorbar.title.text == "p(x)"
+    assert [a.text for a in fig.layout.annotations] == ["deep LVM: -1.00", "GMM (10): -2.00"]
+    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text == "x₁" and fig.layout.yaxis.title.text == "x₂"
+    assert sum(t.showlegend is not False for t in fig.data if t.type == "scattergl") == 1
+
+
+def test_comparison_sentence_names_the_winner_and_the_margin_either_way():
+    s = figs.comparison_sentence("the deep LVM", -1.20, "the GMM", -1.50)
+    assert s.startswith("The deep LVM wins by 0.30 nats per held-out point") and "-1.50 for the GMM" in s
+    assert "1.35 times" in s  # e^0.3
+    s = figs.comparison_sentence("the deep LVM", -2.0, "the GMM", -1.5)
+    assert s.startswith("The GMM wins by 0.50") and "-2.00 for the deep LVM" in s
+    assert "tie" in figs.comparison_sentence("a", -1.001, "b", -1.002)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
 
 from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, style_figure
 
 X_TITLE, Y_TITLE = "x₁", "x₂"
 Z_COLORSCALE = "Plasma"  # the value of z along the infinite mixture (Viridis is taken by densities)
 Z_BINS = 12  # ellipses are drawn in this many colour groups (one trace each), not one trace per component
+PIXEL_COLORSCALE = "Greys"  # ink on paper: 0 white, 1 black, in both themes (an image is not a density)
 
 
 def _np(a) -> np.ndarray:
@@ -184,3 +186,114 @@ def inner_loop_figure(traces: list[list[float]], height: int = 300) -> go.Figure
                                  showlegend=False))
     return style_figure(fig, x_title="inner step (phi only, theta frozen)", y_title="ELBO (nats per point)",
                         height=height)
+
+
+# ------------------------------------------------------------------------------------------------------ images
+def tile_images(images, n_cols: int, gap: int = 1) -> np.ndarray:
+    """Lay images (n, h, w) out on a grid, row by row from the top, n_cols per row, `gap` pixels of NaN (drawn as
+    the background) between them. Returns (rows * (h + gap) - gap, n_cols * (w + gap) - gap), row 0 at the top."""
+    images = _np(images).astype(float)
+    n, h, w = images.shape
+    rows = -(-n // n_cols)
+    out = np.full((rows * (h + gap) - gap, n_cols * (w + gap) - gap), np.nan)
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = images[i]
+    return out
+
+
+def _image_heatmap(tiled: np.ndarray, name: str, colorbar_title: str | None, x=None, y=None) -> go.Heatmap:
+    colorbar = dict(title=colorbar_title, thickness=12, len=0.7) if colorbar_title else None
+    return go.Heatmap(z=tiled, x=x, y=y, colorscale=PIXEL_COLORSCALE, zmin=0.0, zmax=1.0, name=name,
+                      showscale=colorbar is not None, colorbar=colorbar, hoverongaps=False,
+                      hovertemplate="%{z:.2f}<extra></extra>")
+
+
+def manifold_figure(means, axis, height: int = 560, title: str | None = None) -> go.Figure:
+    """The learned manifold: the decoder's mean image E[x | z] at every z of a square grid, tiled with z₁ along x
+    and z₂ up, on axes in z units.
+
+    means: (m, m, h, w) with means[i, j] decoded at z = (axis[j], axis[i]); axis: (m,) evenly spaced, increasing.
+    """
+    means, axis = _np(means).astype(float), _np(axis).astype(float)
+    m, _, h, w = means.shape
+    step = float(axis[1] - axis[0]) if m > 1 else 1.0
+    # the top tile row is the largest z₂; within a tile, image row 0 is its top
+    tiled = tile_images(means[::-1].reshape(m * m, h, w), m)  # (rows, cols), row 0 at the top
+    pitch = step / (w + 1)  # one pixel's width in z units (a tile and its gap span one grid step)
+    x = axis[0] + (np.arange(tiled.shape[1]) - (w - 1) / 2) * pitch
+    y = axis[-1] - (np.arange(tiled.shape[0]) - (h - 1) / 2) * pitch
+    fig = go.Figure(_image_heatmap(tiled, "E[x | z]", "p(pixel on)", x=x, y=y))
+    fig.update_xaxes(range=[x[0] - pitch, x[-1] + pitch], showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[y[-1] - pitch, y[0] + pitch], showgrid=False, zeroline=False)
+    return style_figure(fig, x_title="z₁", y_title="z₂", equal_aspect=True, height=height, title=title)
+
+
+def image_tiles_figure(images, n_cols: int = 10, height: int = 300, title: str | None = None,
+                       colorbar_title: str | None = None) -> go.Figure:
+    """Images (n, h, w) with values in [0, 1] as one tiled picture (no axes: pixels have no units)."""
+    tiled = tile_images(images, n_cols)
+    fig = go.Figure(_image_heatmap(tiled[::-1], title or "images", colorbar_title))  # heatmap rows go up
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      title=dict(text=title) if title else None)
+    return fig
+
+
+def latent_labels_figure(codes, labels, source: str = "encoder mean", height: int = 480) -> go.Figure:
+    """Where the images sit in z-space, one colour (and legend entry) per class. codes: (n, 2), labels: (n,) ints."""
+    codes, labels = _np(codes), _np(labels).astype(int)
+    fig = go.Figure()
+    for c in np.unique(labels):
+        idx = labels == c
+        fig.add_trace(go.Scattergl(x=codes[idx, 0], y=codes[idx, 1], mode="markers", name=str(c),
+                                   marker=dict(color=COMPONENTS[c % len(COMPONENTS)], size=6, opacity=0.8)))
+    fig = style_figure(fig, x_title=f"z₁ ({source})", y_title="z₂", equal_aspect=True, height=height)
+    fig.update_layout(legend=dict(title=dict(text="digit"), orientation="v", y=1.0, yanchor="top", x=1.02,
+                                  xanchor="left"))
+    return fig
+
+
+# ------------------------------------------------------------------------------ the infinite and a finite mixture
+def density_pair_figure(xs, ys, log_p_left, log_p_right, titles: tuple[str, str], X=None,
+                        height: int = 440) -> go.Figure:
+    """Two densities on the same grid side by side, on one colour scale (the larger maximum of the two), with the
+    same data X: (n, 2) or None over both. xs: (nx,), ys: (ny,), log_p_*: (ny, nx)."""
+    xs, ys = _np(xs), _np(ys)
+    p_left, p_right = np.exp(_np(log_p_left)), np.exp(_np(log_p_right))
+    top = float(max(p_left.max(), p_right.max()))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=list(titles), horizontal_spacing=0.08,
+                        shared_yaxes=True)
+    for col, p in ((1, p_left), (2, p_right)):
+        fig.add_trace(go.Heatmap(x=xs, y=ys, z=p, zmin=0.0, zmax=top, colorscale=density_colorscale(),
+                                 zsmooth="best", name="p(x)", hoverinfo="skip", showscale=col == 2,
+                                 colorbar=dict(title="p(x)", thickness=12, len=0.8)), 1, col)
+        if X is not None:
+            X = _np(X)
+            fig.add_trace(go.Scattergl(x=X[:, 0], y=X[:, 1], mode="markers", name="held-out data",
+                                       showlegend=col == 1, legendgroup="data",
+                                       marker=dict(color=PALETTE["data"], size=3, opacity=0.5)), 1, col)
+        fig.update_xaxes(title_text=X_TITLE, range=[float(xs[0]), float(xs[-1])], row=1, col=col)
+        fig.update_yaxes(range=[float(ys[0]), float(ys[-1])], row=1, col=col,
+                         scaleanchor="x" if col == 1 else "x2", scaleratio=1)
+    fig.update_yaxes(title_text=Y_TITLE, row=1, col=1)
+    fig.update_layout(height=height, margin=dict(l=60, r=20, t=60, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.08, xanchor="left", x=0.0))
+    return fig
+
+
+def comparison_sentence(name_a: str, value_a: float, name_b: str, value_b: float,
+                        unit: str = "nats per held-out point", digits: int = 2) -> str:
+    """One sentence saying which of two held-out log-likelihoods (higher is better) wins and by how much; names as
+    they read mid-sentence ("the deep LVM"), the sentence's first letter capitalised."""
+    diff = value_a - value_b
+    if round(abs(diff), digits) == 0:
+        text = f"{name_a} and {name_b} tie: {value_a:.{digits}f} against {value_b:.{digits}f} {unit}."
+    else:
+        (win, w), (lose, l_) = ((name_a, value_a), (name_b, value_b)) if diff > 0 else ((name_b, value_b),
+                                                                                         (name_a, value_a))
+        text = (f"{win} wins by {abs(diff):.{digits}f} {unit} ({w:.{digits}f} against {l_:.{digits}f} for {lose}): "
+                f"its held-out points are e^{abs(diff):.{digits}f} = {np.exp(abs(diff)):.3g} times as likely on "
+                "average (geometric mean).")
+    return text[:1].upper() + text[1:]
