@@ -189,7 +189,7 @@ def test_stl_variance_falls_to_zero_along_the_fit_when_the_posterior_is_in_the_f
 def test_fit_check_names_both_kls_and_flags_a_too_narrow_q(app_test):
     at = app_test(PAGE, query_params={"elbo_model": LINEAR, "elbo_lin_d": "1", "elbo_ls1": "-3"})
     labels = [m.label for m in at.metric]
-    for name in ("Pareto k̂", "ESS (Kish)", "KL(q ‖ p(z|x)) (nats)", "KL(p(z|x) ‖ q) (nats)", "draws needed"):
+    for name in ("Pareto k̂", "ESS (Kish), of 2,000", "KL(q ‖ p(z|x)) (nats)", "KL(p(z|x) ‖ q) (nats)", "draws needed"):
         assert name in labels
     # the initial q (scale e^-3, a fraction of the posterior's, and off its mean) is a poor importance sampler
     assert float(metric(at, "KL(p(z|x)")) > 0.5 and float(metric(at, "Pareto k̂")) > 0.7

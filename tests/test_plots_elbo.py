@@ -154,3 +154,15 @@ def test_gradient_histograms_give_sticking_the_landing_its_own_colour():
     samples = {e: rng.normal(0, s, size=(100, 1)) for e, s in zip(figs.ESTIMATOR_COLORS, (3, 1, 0.1), strict=True)}
     fig = figs.gradient_histograms(samples, ["loc[1]"])
     assert {t.marker.color for t in fig.data} == set(figs.ESTIMATOR_COLORS.values()) and len(fig.data) == 3
+
+
+def test_gradient_histograms_draw_an_estimator_without_spread_as_a_line_not_a_spike():
+    rng = np.random.default_rng(2)
+    samples = {"reparameterisation": rng.normal(0.3, 1, size=(500, 2)),
+               "sticking the landing": 0.3 + 1e-12 * rng.normal(size=(500, 2))}  # q = p(z|x): float noise only
+    fig = figs.gradient_histograms(samples, ["loc[1]", "log_scale[1]"])
+    assert {t.legendgroup for t in fig.data if t.type == "histogram"} == {"reparameterisation"}
+    stl = [t for t in fig.data if t.legendgroup == "sticking the landing"]
+    assert len(stl) == 1 and "solid line" in stl[0].name
+    solid = [sh for sh in fig.layout.shapes if sh.line.dash in (None, "solid")]
+    assert len(solid) == 2 and all(abs(sh.x0 - 0.3) < 1e-9 for sh in solid)

@@ -19,6 +19,7 @@ ESTIMATOR_COLORS = {"score function": PALETTE["naive"], "reparameterisation": PA
 # the IWAE-k bound's phi gradients: the plain one is importance sampling's blue, DReG gets a colour of its own
 SNR_COLORS = {"IWAE": PALETTE["importance"], "DReG": PALETTE["kl"], "θ": PALETTE["model"]}
 SNR_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "pentagon"]
+DEGENERATE_SPREAD = 1e-6  # an estimator whose spread is below this fraction of the widest one's is drawn as a line
 VARIANCE_FLOOR = 1e-30  # a log axis cannot show 0: an estimator whose variance is exactly 0 is drawn here
 
 
@@ -103,11 +104,23 @@ def gap_chart(mc_steps: np.ndarray, mc_elbo: np.ndarray, steps: np.ndarray, exac
 def gradient_histograms(samples: dict[str, np.ndarray], names: list[str], height: int = 320) -> go.Figure:
     """Histograms of replicate gradient estimates, one panel per phi coordinate, one colour per estimator.
 
-    samples: {estimator name: (replicates, n_params)}; names: n_params labels. The legend gives each variance."""
+    samples: {estimator name: (replicates, n_params)}; names: n_params labels. The legend gives each variance. An
+    estimator whose estimates are all equal up to float error (sticking the landing at q = p(z|x)) would be a spike
+    that flattens every other histogram: it is drawn as a solid line at its value instead."""
     n = len(names)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[f"∂ELBO/∂{name}" for name in names], horizontal_spacing=0.06)
+    finite = [g[np.isfinite(g).all(-1)] for g in samples.values()]
+    widest = max((float(np.std(g, 0).max()) for g in finite if len(g)), default=0.0)
     for est, g in samples.items():
         color = ESTIMATOR_COLORS.get(est, PALETTE["estimate"])
+        g_finite = g[np.isfinite(g).all(-1)]
+        if len(g_finite) and float(np.std(g_finite, 0).max()) <= DEGENERATE_SPREAD * widest:
+            variance = float(np.var(g_finite[:, 0]))
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", legendgroup=est, line=dict(color=color, width=3),
+                                     name=f"{est} (variance {variance:.3g}: every estimate on the solid line)"))
+            for j in range(n):
+                fig.add_vline(x=float(np.mean(g_finite[:, j])), line=dict(color=color, width=3), row=1, col=j + 1)
+            continue
         for j in range(n):
             col = g[:, j]
             col = col[np.isfinite(col)]
@@ -182,8 +195,10 @@ def snr_figure(ks: np.ndarray, phi: dict[str, np.ndarray], phi_se: dict[str, np.
         fig.add_annotation(text="this model has no θ to differentiate", xref="x2 domain", yref="y2 domain", x=0.5,
                            y=0.5, showarrow=False)
     style_figure(fig, x_title="samples per estimate k", y_title="SNR = |E[ĝ]| / SD[ĝ]", height=height)
-    fig.update_xaxes(type="log", title_text="samples per estimate k")
-    fig.update_yaxes(type="log", exponentformat="power")
+    # ticks at the k measured and at whole decades of SNR: a log axis's minor labels (2, 5, 2, 5) read as values
+    fig.update_xaxes(type="log", title_text="samples per estimate k", tickvals=ks.tolist(),
+                     ticktext=[f"{k:g}" for k in ks])
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1)
     fig.update_layout(margin=dict(t=130), legend=dict(y=1.22))
     return fig
 
