@@ -226,3 +226,31 @@ def test_snr_sweep_runs_behind_its_toggle_theta_gains_with_k_and_dreg_keeps_phis
     # phi's IWAE gradient stays in its noise, DReG's does not
     iwae, dreg = "IWAE, ∂/∂log_scale[1]", "DReG, ∂/∂log_scale[1]"
     assert snr[dreg][-1] - snr[iwae][-1] > 4 * np.hypot(se[dreg][-1], se[iwae][-1])
+
+
+def test_checks_and_sweep_stay_clean_on_a_10_d_latent_with_full_covariance(app_test):
+    at = app_test(PAGE, query_params={"elbo_model": LINEAR, "elbo_lin_d": "10", "elbo_family": "full covariance",
+                                      "elbo_snr": "true"})
+    at.button(key="elbo_step").click().run()
+    assert math.isfinite(float(metric(at, "KL(p(z|x)"))) and math.isfinite(float(metric(at, "Pareto k̂")))
+    assert any("needs a 1- or 2-D latent" in c.value for c in at.caption)  # no ceiling beyond 2-D
+    names = [t["name"] for t in chart(at, "elbo_snr_chart")["data"]]
+    assert "DReG, ∂/∂log_scale[2]" in names and not any("[3]" in n and "DReG" in n for n in names)
+    assert len(plotly_array(chart(at, "elbo_grad_path_chart")["data"][0]["x"])) == 2
+
+
+def test_snr_sweep_on_a_trained_deep_lvm_draws_its_largest_theta_entries(app_test):
+    from lvm_core.models import MLPLVM
+
+    model = MLPLVM(2, 2, hidden=8, seed=0)
+    x_train, _ = model.sample(20, generator=0)
+    at = app_test(PAGE)
+    at.session_state[state.TRAINED_LVM] = state.TrainedLVM(
+        model=model, encoder=None, config={},
+        data=state.TrainedData(train=x_train.numpy(), test=x_train.numpy()[:5], mean=np.zeros(2), std=np.ones(2)))
+    at.run()
+    at.selectbox(key="elbo_model").set_value("deep").run()
+    at.toggle(key="elbo_snr").set_value(True).run()
+    theta = [t for t in chart(at, "elbo_snr_chart")["data"] if t.get("legendgroup") == "θ"]
+    assert len(theta) == 4 and all(np.isfinite(plotly_array(t["y"])).all() for t in theta)
+    assert any("the 4 with the largest SNR" in c.value for c in at.caption)
