@@ -1,6 +1,7 @@
 """ELBO and variational inference: watch the gap close, check the fitted q, compare gradient estimators.
 
-Widgets -> lvm_core.inference (state kept in session state) -> lvm_core.plots.elbo -> st.plotly_chart. No maths here.
+Widgets -> lvm_core.inference and lvm_core.gradients (the fit's state kept in session state) -> lvm_core.plots.elbo
+-> kit.chart. No maths here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from lvm_core import gradients as gr
 from lvm_core import inference as vi
 from lvm_core.estimators import KHAT_GOOD, KHAT_NO_MEAN, best_gaussian_elbo, exact_log_marginal, quadrature_elbo
-from lvm_core.models import SeedLVM
+from lvm_core.models import HARD_POSTERIORS, SeedLVM
 from lvm_core.plots import elbo as figs
 from lvm_core.plots import latex_number, text_number
 from ui import kit, state
@@ -78,7 +79,8 @@ st.latex(r"\log p(x) \;=\; \underbrace{\mathbb E_{q(z;\phi)}\!\left[\log \frac{p
 
 # --------------------------------------------------------------------------------------------------- model and point
 st.header("1 · Model and point")
-sel = model_and_point("elbo", kinds=("seed", "linear", "deep"), chart_height=340)
+# the hard posteriors are offered where the picker knows them (a kind it does not know is left out)
+sel = model_and_point("elbo", kinds=("seed", "linear", "deep", *HARD_POSTERIORS), chart_height=340)
 model, x = sel.model, sel.x
 d = model.latent_dim
 if sel.log_px is None or not math.isfinite(sel.log_px):
