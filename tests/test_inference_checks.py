@@ -98,3 +98,15 @@ def test_gradient_variance_path_follows_the_snapshots_and_stl_falls_toward_the_p
     alone = gradient_variance_path(model, x, qs[:1], estimators=("sticking the landing",), k=2, replicates=300,
                                    seed=4)
     assert float(alone["sticking the landing"][0]) == float(v[0])
+
+
+def test_fit_check_on_a_two_moded_posterior_sees_with_k_hat_what_the_ess_misses():
+    from lvm_core.estimators import best_gaussian_elbo
+    from lvm_core.models import hard_posterior
+
+    model, x = hard_posterior("bimodal")
+    q = best_gaussian_elbo(model, x)  # the ELBO's best Gaussian sits on one mode (the reverse KL is mode-seeking)
+    check = fit_check(model, x, q, draws=2000, seed=0)
+    assert float(check.khat[0]) > 1.0 and check.verdict() == "mean does not exist"
+    assert float(check.ess[0]) > 0.5 * 2000  # the draws never visit the other mode, so they look evenly weighted
+    assert float(check.reverse_kl[0]) < 1.0 < 10.0 < float(check.forward_kl[0])  # about log 2 against tens of nats
