@@ -79,8 +79,8 @@ st.latex(r"\log p(x) \;=\; \underbrace{\mathbb E_{q(z;\phi)}\!\left[\log \frac{p
 
 # --------------------------------------------------------------------------------------------------- model and point
 st.header("1 · Model and point")
-# the hard posteriors are offered where the picker knows them (a kind it does not know is left out)
-sel = model_and_point("elbo", kinds=("seed", "linear", "deep", *HARD_POSTERIORS), chart_height=340)
+# every model with a 1-/2-D latent: the hard posteriors and the digits model too
+sel = model_and_point("elbo", kinds=("seed", "linear", *HARD_POSTERIORS, "digits", "deep"), chart_height=340)
 model, x = sel.model, sel.x
 d = model.latent_dim
 if sel.log_px is None or not math.isfinite(sel.log_px):
