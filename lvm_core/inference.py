@@ -376,6 +376,11 @@ class FitCheck:
         """estimators.khat_verdict for point i"""
         return khat_verdict(float(self.khat[i]), self.draws)
 
+    def too_few_draws(self, i: int = 0) -> bool:
+        """whether importance sampling from q would need more than the S draws made (draws_needed > S) at point i:
+        the forward KL can say so where k-hat, fitted to the few largest of the weights that were drawn, does not"""
+        return bool(self.draws_needed[i] > self.draws)
+
 
 def fit_check(model, x: torch.Tensor, q: torch.distributions.Distribution, draws: int = 2000,
               generator: torch.Generator | None = None, seed: int | None = 0,

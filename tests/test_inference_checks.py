@@ -37,6 +37,7 @@ def test_fit_check_at_the_exact_posterior_has_no_gap_either_way_and_constant_wei
     assert float(check.ess[0]) == pytest.approx(2000, rel=1e-9)  # every weight is p(x)
     assert not float(check.khat[0]) > check.threshold  # -inf (bounded weights) or small: never a warning
     assert check.verdict() == "good" and check.threshold == pytest.approx(khat_threshold(2000))
+    assert not check.too_few_draws()
 
 
 def test_fit_check_of_a_too_narrow_q_flags_heavy_weights_and_matches_closed_form_kls():
@@ -110,3 +111,4 @@ def test_fit_check_on_a_two_moded_posterior_sees_with_k_hat_what_the_ess_misses(
     assert float(check.khat[0]) > 1.0 and check.verdict() == "mean does not exist"
     assert float(check.ess[0]) > 0.5 * 2000  # the draws never visit the other mode, so they look evenly weighted
     assert float(check.reverse_kl[0]) < 1.0 < 10.0 < float(check.forward_kl[0])  # about log 2 against tens of nats
+    assert check.too_few_draws()  # exp(tens of nats) draws: far more than 2,000

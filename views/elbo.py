@@ -285,7 +285,8 @@ def fit_check_values(model_key: str, point: tuple[float, ...], q_id: str, seed_:
                          log_px=_log_px)
     return {"khat": float(check.khat[0]), "threshold": check.threshold, "ess": float(check.ess[0]),
             "reverse_kl": float(check.reverse_kl[0]), "forward_kl": float(check.forward_kl[0]),
-            "draws_needed": float(check.draws_needed[0]), "verdict": check.verdict()}
+            "draws_needed": float(check.draws_needed[0]), "verdict": check.verdict(),
+            "too_few_draws": check.too_few_draws()}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -301,11 +302,12 @@ def fit_diagnostics() -> None:
     q = opt.q()
     c = fit_check_values(sel.model_key, sel.point, q_key(q), seed, model, x, q,
                          torch.tensor([sel.log_px], dtype=x.dtype))
-    verdicts = {KHAT_GOOD: "reliable", KHAT_NO_MEAN: "no mean"}
+    verdicts = {KHAT_GOOD: f"below {c['threshold']:.2f}", KHAT_NO_MEAN: "above 1: no mean"}
     m = st.columns(5)
     m[0].metric("Pareto k̂", f"{c['khat']:.2f}" if math.isfinite(c["khat"]) else text_number(c["khat"], 2),
-                delta=verdicts.get(c["verdict"], c["verdict"]), delta_color="normal" if c["verdict"] == KHAT_GOOD
-                else "inverse", help=f"the threshold for S = {CHECK_DRAWS:,} draws is {c['threshold']:.2f}")
+                delta=verdicts.get(c["verdict"], f"above {c['threshold']:.2f}"), delta_arrow="off",
+                delta_color="normal" if c["verdict"] == KHAT_GOOD else "inverse",
+                help=f"the threshold for S = {CHECK_DRAWS:,} draws is {c['threshold']:.2f}")
     m[1].metric(f"ESS (Kish), of {CHECK_DRAWS:,}", f"{c['ess']:,.0f}")
     m[2].metric("KL(q ‖ p(z|x)) (nats)", f"{c['reverse_kl']:.4f}", help="the ELBO's gap: log p(x) − ELBO(q)")
     m[3].metric("KL(p(z|x) ‖ q) (nats)", f"{c['forward_kl']:.4f}", help="the inclusive KL, importance sampling's")
@@ -330,6 +332,11 @@ def fit_diagnostics() -> None:
         st.warning(f"k̂ = {c['khat']:.2f} is above {c['threshold']:.2f}: q is not a reliable stand-in for p(z|x) here, "
                    "whatever the ELBO says. Keep stepping, try the full-covariance family, or read the ELBO as a "
                    "bound only.", icon=":material/warning:")
+    elif c["too_few_draws"]:
+        st.warning(f"k̂ passes, but exp(KL(p(z|x) ‖ q)) = {text_number(c['draws_needed'], 2)} draws are needed, more "
+                   f"than the {CHECK_DRAWS:,} made: q misses posterior mass that none of its draws has reached yet, so "
+                   f"the weights' tail looks lighter than it is (see the ESS: {c['ess']:,.0f}).",
+                   icon=":material/warning:")
     if d > 2:
         kit.note("The best Gaussian's ELBO needs a 1- or 2-D latent (Gauss-Hermite nodes per axis).")
         return
