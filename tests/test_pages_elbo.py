@@ -254,3 +254,26 @@ def test_snr_sweep_on_a_trained_deep_lvm_draws_its_largest_theta_entries(app_tes
     theta = [t for t in chart(at, "elbo_snr_chart")["data"] if t.get("legendgroup") == "θ"]
     assert len(theta) == 4 and all(np.isfinite(plotly_array(t["y"])).all() for t in theta)
     assert any("the 4 with the largest SNR" in c.value for c in at.caption)
+
+
+def _offered(kind: str) -> bool:
+    from ui.selection import MODEL_LABELS
+
+    return kind in MODEL_LABELS
+
+
+@pytest.mark.skipif(not _offered("bimodal"), reason="the picker does not offer the hard posteriors yet")
+def test_on_hard_posteriors_the_check_flags_what_the_elbo_hides(app_test):
+    at = app_test(PAGE)
+    at.selectbox(key="elbo_model").set_value("bimodal").run()
+    at.button(key="elbo_run").click().run()
+    # q settles on one of two equal modes: the gap is about log 2, k-hat says the weights have no mean, and the ESS
+    # (the draws never reach the other mode) looks fine
+    assert float(metric(at, "KL(q ‖")) < 1.0 and float(metric(at, "Pareto k̂")) > 1.0
+    assert float(metric(at, "ESS (Kish)").replace(",", "")) > 1000
+    assert any("k̂ =" in w.value for w in at.warning)
+    at.selectbox(key="elbo_model").set_value("banana").run()
+    at.button(key="elbo_run").click().run()
+    assert float(metric(at, "KL(p(z|x)")) > math.log(2000)  # more draws needed than the check made
+    assert any("k̂" in w.value and "draws are needed" in w.value for w in at.warning) or any(
+        "k̂ =" in w.value for w in at.warning)
