@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from lvm_core.estimators import adapt_latent_grid, elbo, exact_log_marginal, quadrature_elbo, quadrature_kl
+from lvm_core.estimators import (
+    adapt_latent_grid,
+    effective_sample_size,
+    elbo,
+    exact_log_marginal,
+    forward_kl,
+    importance_log_weights,
+    khat_threshold,
+    khat_verdict,
+    pareto_khat,
+    quadrature_elbo,
+    quadrature_kl,
+)
 from lvm_core.proposals import make_generator, sample
 
 # the one per-point optimiser's defaults, shared by fit_local_posterior, PhiOptimizer and training's inner loop
@@ -66,7 +80,7 @@ LIVE_RESOLUTION_2D = 61
 # phi is clamped into this box after every step: a diverging run (SGD with a huge learning rate) stays a finite,
 # drawable q instead of overflowing
 LOC_LIMIT, LOG_SCALE_LIMITS = 1e3, (-12.0, 6.0)
-GRADIENT_ESTIMATORS = ("reparameterisation", "score function")
+GRADIENT_ESTIMATORS = ("reparameterisation", "score function", "sticking the landing")
 
 
 def local_from_distribution(q: torch.distributions.Distribution, full_covariance: bool = False) -> LocalGaussian:
@@ -271,9 +285,12 @@ def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator:
                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[str]]:
     """``replicates`` independent estimates of grad_phi ELBO(x; phi) at the current phi, each from k samples.
 
-    reparameterisation: grad_phi mean_j [log p(x, g(eps_j; phi)) - log q(g(eps_j; phi))], z = loc + L eps.
-    score function:     mean_j [log p(x, z_j) - log q(z_j)] grad_phi log q(z_j; phi), z_j ~ q (no baseline).
-    Both are unbiased for the same gradient; their variance differs. x: (1, data_dim), phi for one point. The
+    reparameterisation:   grad_phi mean_j [log p(x, g(eps_j; phi)) - log q(g(eps_j; phi))], z = loc + L eps.
+    score function:       mean_j [log p(x, z_j) - log q(z_j)] grad_phi log q(z_j; phi), z_j ~ q (no baseline).
+    sticking the landing: the reparameterisation estimator with phi held fixed inside log q (Roeder, Wu and Duvenaud
+                          2017): the score term, zero in expectation, is dropped, so where q = p(z|x) every estimate
+                          is 0.
+    All three are unbiased for the same gradient; their variance differs. x: (1, data_dim), phi for one point. The
     samples come from ``generator`` (default: one made from ``seed``).
     Returns (grads: (replicates, n_params), names: n_params labels such as "loc[1]", "log_scale[2]").
     """
@@ -296,6 +313,9 @@ def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator:
     q = rep.distribution()
     if estimator == "reparameterisation":
         objective = elbo(model, xr, q, k, g)  # (replicates,)
+    elif estimator == "sticking the landing":
+        z = sample(q, (k,), g)  # (k, replicates, d), reparameterised: phi's only path
+        objective = (model.log_joint(xr, z) - _fixed(q).log_prob(z)).mean(0)
     else:
         z = sample(q, (k,), g).detach()  # (k, replicates, d), no path to phi
         log_q = q.log_prob(z)
@@ -306,6 +326,79 @@ def elbo_gradient_samples(model, x: torch.Tensor, phi: LocalGaussian, estimator:
     if phi.full_covariance:
         flat.append(grads[2][:, rows, cols])
     return torch.cat(flat, dim=-1).detach(), names
+
+
+def gradient_variance_path(model, x: torch.Tensor, qs: Sequence[torch.distributions.Distribution],
+                           estimators: Sequence[str] = GRADIENT_ESTIMATORS, k: int = 1, replicates: int = 500,
+                           seed: int | None = 0, full_covariance: bool = False) -> dict[str, torch.Tensor]:
+    """The total variance tr Cov[g] = sum_i Var[g_i] of each estimator of grad_phi ELBO(x; phi) at each q in qs
+    (snapshots of phi along an optimisation), from ``replicates`` estimates of k samples each.
+
+    x: (1, data_dim); qs: Gaussians with batch shape (1,). Returns {estimator: (len(qs),)}. Estimator e at snapshot t
+    draws from its own generator, made from seed + 1000 t + e's index, so a snapshot's value does not depend on
+    which other snapshots are asked for.
+    """
+    out = {est: torch.zeros(len(qs), dtype=x.dtype) for est in estimators}
+    for t, q in enumerate(qs):
+        phi = local_from_distribution(q, full_covariance)
+        for e, est in enumerate(estimators):
+            g, _ = elbo_gradient_samples(model, x, phi, est, k=k, replicates=replicates,
+                                         generator=make_generator((seed or 0) + 1000 * t + e, x.device))
+            out[est][t] = g.var(0, correction=1).sum()
+    return out
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """"Did it work?" for a fitted q (Yao, Vehtari, Simpson and Gelman 2018), each value (batch,):
+      khat          Pareto k-hat of w = p(x, z) / q(z), z ~ q (S draws): the tail of the importance weights
+      threshold     khat_threshold(S): below it, importance sampling from q with S draws is reliable
+      ess           Kish's effective sample size of those S weights, in [1, S]
+      reverse_kl    KL(q || p(z|x)) = log p(x) - ELBO(q), the ELBO's gap (mode-seeking: small when q sits inside
+                    one part of the posterior)
+      forward_kl    KL(p(z|x) || q), the inclusive direction importance sampling pays for (mass-covering)
+      draws_needed  exp(forward_kl): about this many draws from q make importance sampling accurate (Chatterjee and
+                    Diaconis 2018)
+    """
+
+    khat: torch.Tensor
+    threshold: float
+    ess: torch.Tensor
+    reverse_kl: torch.Tensor
+    forward_kl: torch.Tensor
+    draws: int
+
+    @property
+    def draws_needed(self) -> torch.Tensor:
+        return torch.exp(self.forward_kl)
+
+    def verdict(self, i: int = 0) -> str:
+        """estimators.khat_verdict for point i"""
+        return khat_verdict(float(self.khat[i]), self.draws)
+
+    def too_few_draws(self, i: int = 0) -> bool:
+        """whether importance sampling from q would need more than the S draws made (draws_needed > S) at point i:
+        the forward KL can say so where k-hat, fitted to the few largest of the weights that were drawn, does not"""
+        return bool(self.draws_needed[i] > self.draws)
+
+
+def fit_check(model, x: torch.Tensor, q: torch.distributions.Distribution, draws: int = 2000,
+              generator: torch.Generator | None = None, seed: int | None = 0,
+              log_px: torch.Tensor | None = None) -> FitCheck:
+    """The diagnostics of a fitted q at x: (batch, data_dim), q with batch shape (batch,). The S = ``draws`` weights
+    come from ``generator`` (default: one made from ``seed``); the two KLs are exact (closed form or quadrature, as
+    exact_elbo_and_kl and estimators.forward_kl compute them). ``log_px``: the exact log p(x), if known."""
+    log_w, _ = importance_log_weights(model, x, q, draws, generator=generator if generator is not None
+                                      else make_generator(seed, x.device))  # (S, batch)
+    with torch.no_grad():
+        log_px = exact_log_marginal(model, x) if log_px is None else log_px
+        if hasattr(model, "closed_form_posterior"):
+            reverse = kl_divergence(_as_mvn(q), model.closed_form_posterior(x))
+        else:
+            reverse = quadrature_kl(model, x, q, log_px=log_px)
+        forward = forward_kl(model, x, q)
+    return FitCheck(khat=pareto_khat(log_w, 0), threshold=khat_threshold(draws), ess=effective_sample_size(log_w, 0),
+                    reverse_kl=reverse, forward_kl=forward, draws=draws)
 
 
 # ---------------------------------------------------------------------------------------------------- amortisation

@@ -102,3 +102,67 @@ def test_learning_figure_has_both_panels_and_the_reference():
     inner = [t for t in fig.data if t.name == "per-point ELBO (Monte Carlo)"]
     assert len(inner) == 4 and sum(t.showlegend for t in inner) == 1
     assert fig.layout.xaxis2.title.text == "inner step on φᵢ" and fig.layout.xaxis.title.text == "θ step"
+
+
+def test_gradient_variance_path_is_a_log_line_per_estimator_with_zero_drawn_at_the_floor():
+    steps = np.array([0, 20, 100, 500])
+    variances = {"score function": np.array([9.0, 5.0, 4.0, 4.0]), "reparameterisation": np.array([2.0, 1, 0.5, 0.5]),
+                 "sticking the landing": np.array([2.0, 0.5, 1e-3, 0.0])}
+    fig = figs.gradient_variance_path(steps, variances)
+    assert [t.name for t in fig.data] == list(variances)
+    assert [t.line.color for t in fig.data] == [figs.ESTIMATOR_COLORS[e] for e in variances]
+    assert list(fig.data[0].x) == [0, 20, 100, 500] and list(fig.data[0].y) == [9.0, 5.0, 4.0, 4.0]
+    assert fig.data[2].y[-1] == figs.VARIANCE_FLOOR  # exactly 0 cannot sit on a log axis
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.title.text == "optimisation step t" and "Var" in fig.layout.yaxis.title.text
+
+
+def _snr_inputs(theta_entries=6):
+    ks = np.array([1, 4, 16, 64])
+    phi = {"IWAE": np.array([[1.0, 0.5], [0.5, 0.3], [0.25, 0.2], [0.12, 0.1]]),
+           "DReG": np.array([[1.0, 0.5], [1.1, 0.6], [1.2, 0.6], [1.2, 0.7]])}
+    se = {est: np.full((4, 2), 0.03) for est in phi}
+    theta = np.outer(np.sqrt(ks), np.arange(1, theta_entries + 1) / 10.0)  # (4, T): entry j grows like sqrt(k)
+    return ks, phi, se, theta, np.full_like(theta, 0.05)
+
+
+def test_snr_figure_draws_iwae_and_dreg_per_phi_entry_and_the_largest_theta_entries_on_log_axes():
+    ks, phi, se, theta, theta_se = _snr_inputs()
+    labels = [f"t[{j}]" for j in range(theta.shape[1])]
+    fig = figs.snr_figure(ks, phi, se, ["loc[1]", "log_scale[1]"], theta, theta_se, labels, max_theta=4)
+    names = [t.name for t in fig.data]
+    assert names[:4] == ["IWAE, ∂/∂loc[1]", "IWAE, ∂/∂log_scale[1]", "DReG, ∂/∂loc[1]", "DReG, ∂/∂log_scale[1]"]
+    # theta: the 4 entries with the largest SNR (t[2]..t[5]), on the right panel, in their own colour
+    theta_traces = [t for t in fig.data if t.legendgroup == "θ"]
+    assert [t.name for t in theta_traces] == [f"IWAE, ∂/∂t[{j}]" for j in (2, 3, 4, 5)]
+    assert all(t.xaxis == "x2" and t.line.color == figs.SNR_COLORS["θ"] for t in theta_traces)
+    assert all(t.error_y.visible and len(t.error_y.array) == 4 for t in fig.data)
+    np.testing.assert_allclose(np.asarray(fig.data[2].y), phi["DReG"][:, 0])
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log" and fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.title.text == "samples per estimate k" and "SNR" in fig.layout.yaxis.title.text
+
+
+def test_snr_figure_says_so_when_the_model_has_no_theta():
+    ks, phi, se, _, _ = _snr_inputs()
+    fig = figs.snr_figure(ks, phi, se, ["loc[1]", "log_scale[1]"], np.zeros((4, 0)), np.zeros((4, 0)), [])
+    assert not any(t.legendgroup == "θ" for t in fig.data)
+    assert any("no θ" in a.text for a in fig.layout.annotations)
+
+
+def test_gradient_histograms_give_sticking_the_landing_its_own_colour():
+    rng = np.random.default_rng(1)
+    samples = {e: rng.normal(0, s, size=(100, 1)) for e, s in zip(figs.ESTIMATOR_COLORS, (3, 1, 0.1), strict=True)}
+    fig = figs.gradient_histograms(samples, ["loc[1]"])
+    assert {t.marker.color for t in fig.data} == set(figs.ESTIMATOR_COLORS.values()) and len(fig.data) == 3
+
+
+def test_gradient_histograms_draw_an_estimator_without_spread_as_a_line_not_a_spike():
+    rng = np.random.default_rng(2)
+    samples = {"reparameterisation": rng.normal(0.3, 1, size=(500, 2)),
+               "sticking the landing": 0.3 + 1e-12 * rng.normal(size=(500, 2))}  # q = p(z|x): float noise only
+    fig = figs.gradient_histograms(samples, ["loc[1]", "log_scale[1]"])
+    assert {t.legendgroup for t in fig.data if t.type == "histogram"} == {"reparameterisation"}
+    stl = [t for t in fig.data if t.legendgroup == "sticking the landing"]
+    assert len(stl) == 1 and "solid line" in stl[0].name
+    solid = [sh for sh in fig.layout.shapes if sh.line.dash in (None, "solid")]
+    assert len(solid) == 2 and all(abs(sh.x0 - 0.3) < 1e-9 for sh in solid)

@@ -1,5 +1,6 @@
-"""Figures of the ELBO page: the posterior with q on it, the gap closing, gradient estimators, amortisation gaps and
-the notes' learning loop. Pure: arrays in, plotly Figure out."""
+"""Figures of the ELBO page: the posterior with q on it, the gap closing, gradient estimators (their spread at one phi,
+their variance along the optimisation, the IWAE-k signal-to-noise ratios), amortisation gaps and the notes' learning
+loop. Pure: arrays in, plotly Figure out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from lvm_core.plots import PALETTE, density_colorscale, style_figure
 # the model's gradient (the naive estimator's pink), reparameterisation ~ the ELBO's own blue
 MAX_TRACE_POINTS = 1000
 
-ESTIMATOR_COLORS = {"score function": PALETTE["naive"], "reparameterisation": PALETTE["elbo"]}
+ESTIMATOR_COLORS = {"score function": PALETTE["naive"], "reparameterisation": PALETTE["elbo"],
+                    "sticking the landing": PALETTE["proposal"]}
+# the IWAE-k bound's phi gradients: the plain one is importance sampling's blue, DReG gets a colour of its own
+SNR_COLORS = {"IWAE": PALETTE["importance"], "DReG": PALETTE["kl"], "θ": PALETTE["model"]}
+SNR_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "pentagon"]
+DEGENERATE_SPREAD = 1e-6  # an estimator whose spread is below this fraction of the widest one's is drawn as a line
+VARIANCE_FLOOR = 1e-30  # a log axis cannot show 0: an estimator whose variance is exactly 0 is drawn here
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -97,11 +104,23 @@ def gap_chart(mc_steps: np.ndarray, mc_elbo: np.ndarray, steps: np.ndarray, exac
 def gradient_histograms(samples: dict[str, np.ndarray], names: list[str], height: int = 320) -> go.Figure:
     """Histograms of replicate gradient estimates, one panel per phi coordinate, one colour per estimator.
 
-    samples: {estimator name: (replicates, n_params)}; names: n_params labels. The legend gives each variance."""
+    samples: {estimator name: (replicates, n_params)}; names: n_params labels. The legend gives each variance. An
+    estimator whose estimates are all equal up to float error (sticking the landing at q = p(z|x)) would be a spike
+    that flattens every other histogram: it is drawn as a solid line at its value instead."""
     n = len(names)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[f"∂ELBO/∂{name}" for name in names], horizontal_spacing=0.06)
+    finite = [g[np.isfinite(g).all(-1)] for g in samples.values()]
+    widest = max((float(np.std(g, 0).max()) for g in finite if len(g)), default=0.0)
     for est, g in samples.items():
         color = ESTIMATOR_COLORS.get(est, PALETTE["estimate"])
+        g_finite = g[np.isfinite(g).all(-1)]
+        if len(g_finite) and float(np.std(g_finite, 0).max()) <= DEGENERATE_SPREAD * widest:
+            variance = float(np.var(g_finite[:, 0]))
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", legendgroup=est, line=dict(color=color, width=3),
+                                     name=f"{est} (variance {variance:.3g}: every estimate on the solid line)"))
+            for j in range(n):
+                fig.add_vline(x=float(np.mean(g_finite[:, j])), line=dict(color=color, width=3), row=1, col=j + 1)
+            continue
         for j in range(n):
             col = g[:, j]
             col = col[np.isfinite(col)]
@@ -117,6 +136,70 @@ def gradient_histograms(samples: dict[str, np.ndarray], names: list[str], height
     fig.update_xaxes(title_text="gradient estimate (nats per unit of φ)")
     # the legend goes above the panel titles
     fig.update_layout(margin=dict(t=110), legend=dict(y=1.25))
+    return fig
+
+
+def gradient_variance_path(steps: np.ndarray, variances: dict[str, np.ndarray], height: int = 340) -> go.Figure:
+    """Each estimator's total variance tr Var[ĝ] (summed over phi's entries) at phi snapshots along the optimisation.
+
+    steps: (T,) the optimisation step of each snapshot; variances: {estimator: (T,)}. Log y axis; values at or below
+    VARIANCE_FLOOR (sticking the landing at q = p(z|x) is exactly 0) are drawn at the floor."""
+    fig = go.Figure()
+    steps = np.asarray(steps)
+    for est, v in variances.items():
+        v = np.asarray(v, float)
+        shown = np.where(np.isfinite(v), np.maximum(v, VARIANCE_FLOOR), np.nan)
+        fig.add_trace(go.Scatter(x=steps, y=shown, mode="lines+markers", name=est,
+                                 line=dict(color=ESTIMATOR_COLORS.get(est, PALETTE["estimate"]), width=2.5),
+                                 marker=dict(size=5),
+                                 hovertemplate="step %{x}<br>tr Var = %{y:.3g}<extra>" + est + "</extra>"))
+    fig.update_yaxes(type="log", exponentformat="power")
+    return style_figure(fig, x_title="optimisation step t", y_title="tr Var[ĝ]  (sum over φ's entries)",
+                        height=height)
+
+
+def snr_figure(ks: np.ndarray, phi: dict[str, np.ndarray], phi_se: dict[str, np.ndarray], phi_labels: list[str],
+               theta: np.ndarray | None = None, theta_se: np.ndarray | None = None,
+               theta_labels: list[str] | None = None, max_theta: int = 4, height: int = 380) -> go.Figure:
+    """Signal-to-noise ratio |E[ĝ]| / SD[ĝ] of IWAE-k gradient estimates against k, with ±1 standard error bars.
+
+    ks: (K,); phi: {"IWAE": (K, P), "DReG": (K, P)} and phi_se alike, one line per estimator and phi entry (labels
+    phi_labels, P of them); theta: (K, T) SNR of theta's entries with theta_se, labels theta_labels (None or T = 0:
+    the right panel says the model has no theta); at most max_theta of them, those with the largest mean SNR.
+    Log axes on both panels (Rainforth et al. 2018: SNR ~ sqrt(k) for theta, ~ 1 / sqrt(k) for IWAE's phi
+    gradient; DReG's does not fall)."""
+    ks = np.asarray(ks, float)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=["encoder side: SNR of ∂L_k/∂φ", "model side: SNR of ∂L_k/∂θ"])
+    for est, values in phi.items():
+        values, se = np.asarray(values, float), np.asarray(phi_se[est], float)
+        for j, label in enumerate(phi_labels):
+            fig.add_trace(go.Scatter(x=ks, y=values[:, j], mode="lines+markers", name=f"{est}, ∂/∂{label}",
+                                     legendgroup=est, line=dict(color=SNR_COLORS.get(est, PALETTE["estimate"]),
+                                                                width=2, dash="solid" if est == "DReG" else "dash"),
+                                     marker=dict(symbol=SNR_SYMBOLS[j % len(SNR_SYMBOLS)], size=7),
+                                     error_y=dict(type="data", array=se[:, j], visible=True, thickness=1)),
+                          row=1, col=1)
+    if theta is not None and np.asarray(theta).size and theta_labels:
+        theta, theta_se = np.asarray(theta, float), np.asarray(theta_se, float)
+        # a network has thousands of entries: the max_theta with the largest mean SNR over k are drawn
+        keep = np.argsort(-np.nan_to_num(theta.mean(0), nan=-np.inf), kind="stable")[:max_theta]
+        for j in sorted(keep.tolist()):
+            label = theta_labels[j]
+            fig.add_trace(go.Scatter(x=ks, y=theta[:, j], mode="lines+markers", name=f"IWAE, ∂/∂{label}",
+                                     legendgroup="θ", line=dict(color=SNR_COLORS["θ"], width=2),
+                                     marker=dict(symbol=SNR_SYMBOLS[j % len(SNR_SYMBOLS)], size=7),
+                                     error_y=dict(type="data", array=theta_se[:, j], visible=True, thickness=1)),
+                          row=1, col=2)
+    else:
+        fig.add_annotation(text="this model has no θ to differentiate", xref="x2 domain", yref="y2 domain", x=0.5,
+                           y=0.5, showarrow=False)
+    style_figure(fig, x_title="samples per estimate k", y_title="SNR = |E[ĝ]| / SD[ĝ]", height=height)
+    # ticks at the k measured and at whole decades of SNR: a log axis's minor labels (2, 5, 2, 5) read as values
+    fig.update_xaxes(type="log", title_text="samples per estimate k", tickvals=ks.tolist(),
+                     ticktext=[f"{k:g}" for k in ks])
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1)
+    fig.update_layout(margin=dict(t=130), legend=dict(y=1.22))
     return fig
 
 
