@@ -350,7 +350,7 @@ def pareto_khat(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
         # psislw takes log-likelihoods and smooths the ratios exp(-ary), hence the minus sign; it loops over columns
         # itself, but a single constant tail stops the whole call, so on failure each column is fitted alone
         if len(cols):
-            with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate tail gives NaN, not a warning
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a degenerate tail: NaN, no warning
                 out[cols] = _psis_khat(array_stats, flat[cols])
     result = torch.from_numpy(out.reshape(moved.shape[:-1]))
     return result.to(dtype=moved.dtype if moved.is_floating_point() else torch.float64, device=moved.device)
