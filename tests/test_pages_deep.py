@@ -283,3 +283,8 @@ def test_hostile_values_in_the_digits_views_url_parameters_give_a_clean_page(app
         again = app_test(PAGE, query_params={"dl_data": DIGITS} | {key: bad for key in keys})
         assert again.select_slider(key="dl_dg_k").value == 64 and again.slider(key="dl_dg_steps").value == 1000
         assert len(again.dataframe[0].value) == 60
+
+
+def test_the_url_may_name_the_digits_by_their_short_name(app_test):
+    at = app_test(PAGE, query_params={"dl_data": "digits"})
+    assert at.segmented_control(key="dl_data").value == "digits"
