@@ -141,7 +141,38 @@ def bench_bare(repeats: int) -> dict[str, list[float]]:
         for p in proposals.values():
             ex.run_estimator(model, x, p, K, TRIALS, seed)
 
-    return {"one": timed(one, range(repeats)), "three": timed(three, range(repeats))}
+    def one_without_khat(seed):
+        real = ex.pareto_khat
+        ex.pareto_khat = lambda log_w, dim=0: torch.full(log_w.shape[1:], float("nan"), dtype=log_w.dtype)
+        try:
+            one(seed)
+        finally:
+            ex.pareto_khat = real
+
+    out = {"one": [], "one no khat": []}
+    for seed in range(repeats):  # interleaved, so the load is shared alike
+        out["one"] += timed(one, [seed])
+        out["one no khat"] += timed(one_without_khat, [seed])
+    out["three"] = timed(three, range(repeats))
+    return out
+
+
+def bench_diagnostics(repeats: int) -> dict[str, list[float]]:
+    """the page's other new numbers for its importance proposal, one point: both KLs (experiments.proposal_divergences)
+    and q fitted to the posterior (a 2-component mixture), on the seed model and on the banana"""
+    from lvm_core.estimators import fit_mixture_proposal
+    from lvm_core.models import hard_posterior
+
+    out = {}
+    seed_model = SeedLVM(latent_dim=1)
+    seed_x = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    banana, banana_x = hard_posterior("banana")
+    for name, model, x in (("seed", seed_model, seed_x), ("banana", banana, banana_x)):
+        mean, std, _ = ex.posterior_moments(model, x)
+        q = ProposalSpec("gaussian", tuple(mean), tuple(std))
+        out[f"kl {name}"] = timed(lambda _, m=model, x=x, q=q: ex.proposal_divergences(m, x, q), range(repeats))
+    out["mixture banana"] = timed(lambda _: fit_mixture_proposal(banana, banana_x, 2), range(max(3, repeats // 3)))
+    return out
 
 
 def main() -> None:
@@ -156,12 +187,17 @@ def main() -> None:
     results = {f"bare2 {k}": v for k, v in bench_bare(args.repeats).items()}
     torch.set_num_threads(1)  # as app.py does at start-up (the page section runs app.py, which sets 1 too)
     results |= {f"bare {k}": v for k, v in bench_bare(args.repeats).items()}
+    results |= {f"diag {k}": v for k, v in bench_diagnostics(args.repeats).items()}
     results |= {f"page {k}": v for k, v in bench_page(args.repeats).items()}
     browser = bench_browser(args.repeats) if args.browser else None
 
     names = [
         ("bare one", "bare: importance sampling alone (`run_estimator`, 1 torch thread, as the page runs it)"),
+        ("bare one no khat", "bare: importance sampling alone without its Pareto k-hat (the share k-hat costs)"),
         ("bare three", "bare: all three estimators (1 torch thread)"),
+        ("diag kl seed", "both KLs and the draws needed for q (`proposal_divergences`), seed model, one point"),
+        ("diag kl banana", "both KLs and the draws needed for q, banana (a 2-D latent, quadrature), one point"),
+        ("diag mixture banana", "q fitted to p(z|x): a 2-component mixture (`fit_mixture_proposal`), banana"),
         ("bare2 one", f"bare: importance sampling alone with torch's default {default_threads} threads"),
         ("bare2 three", f"bare: all three estimators with torch's default {default_threads} threads"),
         ("page q slider", "page: q slider moved (importance sampling recomputes) + rerun (AppTest)"),

@@ -277,3 +277,21 @@ def test_on_hard_posteriors_the_check_flags_what_the_elbo_hides(app_test):
     assert float(metric(at, "KL(p(z|x)")) > math.log(2000)  # more draws needed than the check made
     assert any("k̂" in w.value and "draws are needed" in w.value for w in at.warning) or any(
         "k̂ =" in w.value for w in at.warning)
+
+
+def test_the_recorded_path_replays_in_the_browser_one_frame_per_recorded_step(app_test):
+    at = app_test(PAGE, {"elbo_model": "banana"})
+    assert not any(c.proto.id and "elbo_replay_chart" in c.proto.id for c in at.get("plotly_chart"))  # one step
+    at.button(key="elbo_run").click().run()
+    run = at.session_state[state.ELBO_PHI_STATE]
+    fig = chart(at, "elbo_replay_chart")
+    frames = fig["frames"]
+    assert [f["name"] for f in frames] == [f"t{t}" for t in run["steps"]]  # step 0 and the 25 recorded on the way
+    assert len(frames) == 26
+    # the last frame's path ends at q's mean now, and its 1-sigma ellipse is centred there
+    loc = run["opt"].q().mean[0].detach().numpy()
+    path = frames[-1]["data"][2]
+    assert np.allclose([plotly_array(path["x"])[-1], plotly_array(path["y"])[-1]], loc)
+    inner = frames[-1]["data"][0]
+    assert np.allclose([plotly_array(inner["x"]).mean(), plotly_array(inner["y"]).mean()], loc, atol=0.05)
+    assert fig["layout"]["sliders"][0]["steps"][-1]["label"].startswith("500 · exact ELBO")

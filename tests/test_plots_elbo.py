@@ -166,3 +166,25 @@ def test_gradient_histograms_draw_an_estimator_without_spread_as_a_line_not_a_sp
     assert len(stl) == 1 and "solid line" in stl[0].name
     solid = [sh for sh in fig.layout.shapes if sh.line.dash in (None, "solid")]
     assert len(solid) == 2 and all(abs(sh.x0 - 0.3) < 1e-9 for sh in solid)
+
+
+def test_path_animation_ellipses_are_at_one_and_two_mahalanobis_radii_and_1d_draws_q():
+    from lvm_core.plots.elbo import path_animation_figure
+    from tests.conftest import plotly_array
+
+    z1, z2 = np.linspace(-3, 3, 31), np.linspace(-2, 2, 21)
+    dens = {"axes": [z1, z2], "log_posterior": np.zeros((21, 31))}
+    locs = np.array([[0.0, 0.0], [1.0, -0.5]])
+    covs = np.array([np.eye(2), [[1.0, 0.6], [0.6, 0.5]]])
+    fig = path_animation_figure(dens, locs, covs, np.array([0, 10]), np.array([-5.0, -3.0]))
+    frames = fig.to_dict()["frames"]
+    assert [f["name"] for f in frames] == ["t0", "t10"] and frames[1]["traces"] == [2, 3, 4]
+    for radius, trace in ((1.0, frames[1]["data"][0]), (2.0, frames[1]["data"][1])):
+        d = np.stack([plotly_array(trace["x"]), plotly_array(trace["y"])], -1) - locs[1]
+        mahalanobis = np.sqrt(np.einsum("ni,ij,nj->n", d, np.linalg.inv(covs[1]), d))
+        assert np.allclose(mahalanobis, radius)
+    assert fig.layout.sliders[0].active == 1 and "exact ELBO -3.000" in fig.layout.sliders[0].steps[1].label
+    one = path_animation_figure({"axes": [z1], "log_posterior": np.zeros(31)}, locs[:, :1], covs[:, :1, :1],
+                                np.array([0, 10]), np.array([-5.0, -3.0]))
+    q = plotly_array(one.to_dict()["frames"][1]["data"][0]["y"])
+    assert np.allclose(q, np.exp(-0.5 * (z1 - 1.0) ** 2) / np.sqrt(2 * np.pi))

@@ -15,7 +15,14 @@ import torch
 
 from lvm_core import gradients as gr
 from lvm_core import inference as vi
-from lvm_core.estimators import KHAT_GOOD, KHAT_NO_MEAN, best_gaussian_elbo, exact_log_marginal, quadrature_elbo
+from lvm_core.estimators import (
+    KHAT_GOOD,
+    KHAT_NO_MEAN,
+    as_gaussian,
+    best_gaussian_elbo,
+    exact_log_marginal,
+    quadrature_elbo,
+)
 from lvm_core.models import HARD_POSTERIORS, SeedLVM
 from lvm_core.plots import elbo as figs
 from lvm_core.plots import latex_number, text_number
@@ -33,6 +40,7 @@ GRAD_VIEWS = ["all", *vi.GRADIENT_ESTIMATORS]
 GRAD_REPLICATES = 2000
 PATH_REPLICATES = 500  # estimates per estimator at each phi snapshot of the variance path
 PATH_SNAPSHOTS = 16  # the path's snapshots are thinned to at most this many
+MIN_REPLAY = 3  # recorded steps before the path is worth replaying
 CHECK_DRAWS = 2000  # S, the importance weights behind k-hat and the ESS
 SNR_KS = (1, 2, 4, 8, 16, 32, 64, 128)
 SNR_DRAWS = 1000
@@ -250,6 +258,20 @@ def live() -> None:
                              height=kit.height(400))
         kit.chart(fig, key="elbo_gap_chart")
     verdict(run)
+    if d <= 2 and len(run["qs"]) >= MIN_REPLAY and not ss[PLAYING]:
+        replay(run, dens)
+
+
+def replay(run: dict, dens: dict) -> None:
+    """the recorded path of q, animated by the browser: scrubbing and playing need no server round trip"""
+    gaussians = [as_gaussian(q) for q in run["qs"]]
+    locs = torch.stack([g.loc[0] for g in gaussians]).double().numpy()
+    covs = torch.stack([g.covariance_matrix[0] for g in gaussians]).double().numpy()
+    st.subheader("Replay the path")
+    kit.chart(figs.path_animation_figure(dens, locs, covs, np.array(run["steps"]), np.array(run["elbo"]),
+                                         height=kit.height(380)), key="elbo_replay_chart")
+    kit.note(f"q at the {len(locs)} recorded steps (Run 500 steps records 25), played by your browser: press ▶ Play "
+             "or drag the slider; the server does nothing meanwhile. Solid: q's 1σ ellipse, dashed: 2σ.")
 
 
 @st.fragment(run_every=PLAY_TICK_S if ss[PLAYING] else None)

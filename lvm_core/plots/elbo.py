@@ -276,3 +276,71 @@ def learning_figure(log_lik: np.ndarray, elbo_after: np.ndarray, inner_trace: np
     fig.update_xaxes(title_text="inner step on φᵢ", row=1, col=2)
     fig.update_layout(margin=dict(t=120), legend=dict(y=1.3))
     return fig
+
+
+def _ellipse(loc: np.ndarray, cov: np.ndarray, radius: float, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """the points at Mahalanobis distance `radius` from loc under cov (2, 2): (n,) x and y of a closed curve"""
+    values, vectors = np.linalg.eigh(cov)
+    angle = np.linspace(0.0, 2 * np.pi, n)
+    circle = np.stack([np.cos(angle), np.sin(angle)])  # (2, n)
+    points = loc[:, None] + radius * vectors @ (np.sqrt(np.maximum(values, 0.0))[:, None] * circle)
+    return points[0], points[1]
+
+
+def path_animation_figure(dens: dict, locs: np.ndarray, covs: np.ndarray, steps: np.ndarray, elbos: np.ndarray,
+                          frame_ms: float = 150.0, height: int = 420) -> go.Figure:
+    """q(z; phi) along its optimisation, replayed in the browser by plotly's own Play button and slider.
+
+    dens: the exact posterior on a grid, as from lvm_core.inference.latent_densities ("axes", "log_posterior").
+    locs: (m, d) q's mean at m recorded steps, covs: (m, d, d) its covariance, steps: (m,) the step numbers, elbos:
+    (m,) the exact ELBO there. 2-D: the posterior as a heatmap, q's 1- and 2-sigma ellipses and the path of its mean
+    so far, one frame per recorded step. 1-D: the posterior's density and q's. Opens on the last step."""
+    from lvm_core.plots import ANIMATION_MARGIN, animation_controls, with_frames
+
+    axes, post = dens["axes"], np.exp(dens["log_posterior"])
+    locs, covs = np.asarray(locs, dtype=float), np.asarray(covs, dtype=float)
+    fig = go.Figure()
+    frames = []
+    if len(axes) == 1:
+        z = axes[0]
+        fig.add_trace(go.Scatter(x=z, y=post, name="p(z | x) exact", line=dict(color=PALETTE["posterior"], width=3),
+                                 fill="tozeroy", fillcolor=_rgba(PALETTE["posterior"], 0.15)))
+        for loc, cov in zip(locs, covs, strict=True):
+            sd = float(np.sqrt(cov[0, 0]))
+            q = np.exp(-0.5 * ((z - loc[0]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+            frames.append([dict(type="scatter", x=z, y=q)])
+        fig.add_trace(go.Scatter(x=z, y=frames[-1][0]["y"], name="q(z; φ)",
+                                 line=dict(color=PALETTE["proposal"], width=3, dash="dash")))
+        traces, x_title, y_title, equal = [1], "z", "density", False
+        peak = max(float(post.max()), max(float(np.max(f[0]["y"])) for f in frames))
+        fig.update_yaxes(range=[0.0, 1.05 * peak])
+    else:
+        z1, z2 = axes
+        fig.add_trace(go.Heatmap(x=z1, y=z2, z=post, colorscale=density_colorscale(), showscale=False,
+                                 name="p(z | x)", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="p(z | x) exact (heatmap)",
+                                 marker=dict(color=PALETTE["posterior"], symbol="square", size=10)))
+        for i, (loc, cov) in enumerate(zip(locs, covs, strict=True)):
+            inner, outer = _ellipse(loc, cov, 1.0), _ellipse(loc, cov, 2.0)
+            frames.append([dict(type="scatter", x=inner[0], y=inner[1]), dict(type="scatter", x=outer[0], y=outer[1]),
+                           dict(type="scatter", x=locs[: i + 1, 0], y=locs[: i + 1, 1])])
+        style = dict(color=PALETTE["proposal"], width=2)
+        last = frames[-1]
+        fig.add_trace(go.Scatter(x=last[0]["x"], y=last[0]["y"], mode="lines", name="q(z; φ): 1σ and 2σ",
+                                 line=style, legendgroup="q", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=last[1]["x"], y=last[1]["y"], mode="lines", showlegend=False, legendgroup="q",
+                                 line=dict(color=PALETTE["proposal"], width=1.5, dash="dash"), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=last[2]["x"], y=last[2]["y"], mode="lines+markers", name="path of q's mean",
+                                 line=dict(color=PALETTE["proposal"], width=1.5, dash="dot"), marker=dict(size=4),
+                                 hoverinfo="skip"))
+        fig.update_xaxes(range=[float(z1[0]), float(z1[-1])])
+        fig.update_yaxes(range=[float(z2[0]), float(z2[-1])])
+        traces, x_title, y_title, equal = [2, 3, 4], "z₁", "z₂", True
+    names = [f"t{int(t)}" for t in steps]
+    labels = [f"{int(t):,} · exact ELBO {e:.3f} nats" for t, e in zip(steps, elbos, strict=True)]
+    with_frames(fig, [dict(name=n, data=data, traces=traces) for n, data in zip(names, frames, strict=True)])
+    fig.update_layout(animation_controls(names, labels, frame_ms=frame_ms, prefix="step ", active=len(names) - 1,
+                                         from_start=True))
+    style_figure(fig, x_title=x_title, y_title=y_title, equal_aspect=equal, height=height + ANIMATION_MARGIN)
+    fig.update_layout(margin=dict(l=60, r=20, t=30, b=ANIMATION_MARGIN))
+    return fig
