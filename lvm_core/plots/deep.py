@@ -151,10 +151,10 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def training_curves_figure(runs: list[dict], references: dict[str, float] | None = None, height: int = 380,
-                           smooth: int = 25) -> go.Figure:
-    """Training curves of one or more runs: the minibatch bound per step (a line, smoothed) and the exact held-out
-    log-likelihood (markers), in nats per point. Each run: {"label", "bound": (steps,), "eval_steps", "eval_log_lik"}.
-    references: horizontal lines, e.g. {"single Gaussian": -2.7, "GMM (10)": -1.2}."""
+                           smooth: int = 25, eval_label: str = "exact held-out log p(x)") -> go.Figure:
+    """Training curves of one or more runs: the minibatch bound per step (a line, smoothed) and the held-out
+    log-likelihood (markers, named eval_label), in nats per point. Each run: {"label", "bound": (steps,),
+    "eval_steps", "eval_log_lik"}. references: horizontal lines, e.g. {"single Gaussian": -2.7, "GMM (10)": -1.2}."""
     fig = go.Figure()
     for i, run in enumerate(runs):
         color = COMPONENTS[i % len(COMPONENTS)] if len(runs) > 1 else PALETTE["elbo"]
@@ -167,7 +167,7 @@ def training_curves_figure(runs: list[dict], references: dict[str, float] | None
             fig.add_trace(go.Scatter(x=list(run["eval_steps"]), y=list(run["eval_log_lik"]), mode="markers+lines",
                                      line=dict(color=held_color, width=1, dash="dot"),
                                      marker=dict(color=held_color, size=8, symbol="diamond"),
-                                     name=f"{run['label']}: exact held-out log p(x)", legendgroup=str(i)))
+                                     name=f"{run['label']}: {eval_label}", legendgroup=str(i)))
     for j, (name, value) in enumerate((references or {}).items()):
         fig.add_hline(y=value, line=dict(color=PALETTE["data"], dash="dash" if j else "dot", width=1.5),
                       annotation_text=f"{name}: {value:.2f}", annotation_position="bottom right")
