@@ -40,7 +40,7 @@ MAX_RUNS = 4  # runs kept for the overlay
 # A trained model's posteriors are thin (that is how it beats a finite mixture), so its exact p(x) costs ~0.06 s per
 # point: the live curve scores LIVE_POINTS held-out points on fixed per-point grids (an approximation, said on the
 # chart), the results score the first SCORED_POINTS exactly (all on request), and the density picture comes from one
-# shared grid of PICTURE_Z_NODES per latent axis (within 1% of the exact relative density, benchmarks/README.md).
+# shared grid of PICTURE_Z_NODES per latent axis (about 1% from the exact relative density, benchmarks/README.md).
 LIVE_POINTS, LIVE_RESOLUTION = 100, 41
 SCORED_POINTS = 300
 PICTURE_Z_NODES = 301
@@ -238,7 +238,7 @@ def mixture_view(model_bytes: bytes, d: int, data: np.ndarray | None, z_nodes: i
                      "exact, integrated over z to 1e-4 nats." if z_nodes is None else
                      f"summed over one shared grid of {z_nodes} x {z_nodes} values of z, an approximation for "
                      "drawing (a trained model's exact p(x) over the whole picture takes minutes; its relative "
-                     "density is within 1% of this one)."))
+                     "density is about 1% (L1) from the exact one)."))
 
 
 def finish_run(run: dict, interrupted: bool) -> None:
@@ -298,7 +298,7 @@ def results(trained: state.TrainedLVM) -> None:
     kit.note("Both densities on the same grid and colour scale, the same held-out points over both; the titles give "
              "each model's exact mean held-out log-likelihood. The GMM is fitted by EM to the same training points. "
              f"The deep LVM's picture comes from one shared grid of {PICTURE_Z_NODES} x {PICTURE_Z_NODES} values of z "
-             "(an approximation for drawing: on a sharply trained model its relative density is within 1% of the "
+             "(an approximation for drawing: on a sharply trained model its relative density is about 1% (L1) from the "
              "exact one, benchmarks/README.md); its numbers are exact.")
     left, right = st.columns(2)
     samples = model_samples(model_bytes, len(X_te), cfg.get("seed", 0))
