@@ -60,7 +60,7 @@ PAGES = ("", "mixtures", "deep-lvm", "estimating", "elbo")
 # what a student moves on each page, by kind ("button" kinds are clicks); each key is equally likely on its page
 MOVES = {
     "": {"home slider": ["home_pi", "home_n"]},
-    "mixtures": {"mixture slider": ["mx_K", "mx_seed", "mx_iter", "mx_gen_n"]},
+    "mixtures": {"mixture slider": ["mx_K", "mx_seed", "mx_speed", "mx_gen_n"]},
     "deep-lvm": {"deep-LVM z slider": ["dl_z1"],
                  "deep-LVM theta slider": ["dl_theta_seed", "dl_seed_noise", "dl_A1", "dl_c1"]},
     "estimating": {"estimator slider": ["est_qloc_0", "est_qlsc_0", "est_k", "est_R", "est_box"]},
@@ -744,8 +744,9 @@ def report(single: list[Result], training: list[tuple[Result, Result]], nginx: l
         lines += [
             "## One student trains a deep LVM while the others work",
             "",
-            "The extra student presses Train on the deep-LVM page (the page's defaults: two moons, ELBO, 2,000 steps, "
-            "then the exact held-out log-likelihood) and presses it again as soon as a run finishes, for the whole "
+            "The extra student presses Train on the deep-LVM page (the page's defaults: two moons, IWAE-8, 6,000 "
+            "steps, then the exact held-out log-likelihood of 300 points; the session's thread runs them at nice +10) "
+            "and presses it again as soon as a run finishes, for the whole "
             "window. The others replay exactly the same moves as without the trainer (same seeds). Cells: the "
             "others' median / p95 without and with training, and the ratio of medians.",
             "",

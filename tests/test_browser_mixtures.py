@@ -129,7 +129,10 @@ def test_thirty_nines_typed_into_x1_are_refused_without_a_traceback(open_app, sc
 @pytest.mark.parametrize("url_path, query", [
     ("mixtures", "?mx_preset=Two+moons&mx_K=5&mx_cov=spherical+%28circles%29&mx_px=0.5"),
     ("", "?home_pi=0.7&home_n=200&seed=4"),
-], ids=["mixtures", "home"])
+    ("estimating", "?est_model=banana&est_k=500&est_R=40&seed=2"),
+    ("elbo", "?elbo_model=linear&elbo_k=4&seed=3"),
+    ("deep-lvm", "?dl_source=Random+MLP+decoder&dl_latent_dim=2&seed=5"),
+], ids=["mixtures", "home", "estimating", "elbo", "deep-lvm"])
 def test_url_round_trip_gives_the_same_numbers(open_app, browser, url_path, query):
     page = open_app(url_path, query)
     # change one more control by keyboard, as a user would, so the URL is written by the page itself

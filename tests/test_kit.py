@@ -1,6 +1,7 @@
 """ui.kit: content fingerprints, guarded sections, the player, reset to defaults (AppTest on small scripts)."""
 
 import numpy as np
+import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -113,3 +114,27 @@ def test_chart_config_exports_png_at_twice_the_screen_size():
     config = kit.chart_config("estimates")
     assert config["toImageButtonOptions"] == {"format": "png", "filename": "estimates", "scale": 2}
     assert config["displaylogo"] is False
+
+
+def test_background_priority_lowers_only_the_calling_threads_priority_for_the_block():
+    import os
+    import threading
+
+    from ui.kit import background_priority
+
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no per-thread priorities on this platform")
+    me = threading.get_native_id()
+    main_before, seen = os.getpriority(os.PRIO_PROCESS, me), {}
+
+    def work():
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        with background_priority(5):
+            seen["inside"] = os.getpriority(os.PRIO_PROCESS, tid) - before
+            seen["main"] = os.getpriority(os.PRIO_PROCESS, me)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen["inside"] == min(5, 19 - main_before) and seen["main"] == main_before  # the other threads untouched

@@ -288,3 +288,13 @@ def test_hostile_values_in_the_digits_views_url_parameters_give_a_clean_page(app
 def test_the_url_may_name_the_digits_by_their_short_name(app_test):
     at = app_test(PAGE, query_params={"dl_data": "digits"})
     assert at.segmented_control(key="dl_data").value == "digits"
+
+
+def test_reset_to_defaults_keeps_the_data_and_returns_the_view_to_its_defaults(app_test):
+    at = app_test(PAGE, query_params={"dl_data": "digits"})
+    at.segmented_control(key="dl_data").set_value("points").run()
+    at.slider(key="dl_n").set_value(1000).run()  # the data's size: the user's data, kept by the reset
+    at.slider(key="dl_steps").set_value(500).run()
+    at.button(key="dl_reset_defaults").click().run()
+    assert at.slider(key="dl_n").value == 1000
+    assert at.slider(key="dl_steps").value == 6000 and at.selectbox(key="dl_objective").value == "iwae"

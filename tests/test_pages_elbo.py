@@ -295,3 +295,11 @@ def test_the_recorded_path_replays_in_the_browser_one_frame_per_recorded_step(ap
     inner = frames[-1]["data"][0]
     assert np.allclose([plotly_array(inner["x"]).mean(), plotly_array(inner["y"]).mean()], loc, atol=0.05)
     assert fig["layout"]["sliders"][0]["steps"][-1]["label"].startswith("500 · exact ELBO")
+
+
+def test_reset_to_defaults_brings_back_the_default_model_and_a_fresh_fit(app_test):
+    at = app_test(PAGE, {"elbo_model": "linear"})
+    at.button(key="elbo_run").click().run()
+    assert metric(at, "step t") == "500"
+    at.button(key="elbo_reset_defaults").click().run()
+    assert at.selectbox(key="elbo_model").value == "seed" and metric(at, "step t") == "0"

@@ -291,3 +291,12 @@ def test_short_names_in_the_url_open_a_model_and_a_proposal_family(app_test):
                             "est_k": "200", "est_R": "20"})
     assert again.segmented_control(key="est_qfamily").value == "mixture"
     assert table(again).equals(table(at))
+
+
+def test_reset_to_defaults_brings_back_the_default_model_point_and_k(app_test):
+    at = app_test(PAGE, {"est_model": "banana", "est_k": "200", "est_R": "30"})
+    assert at.selectbox(key="est_model").value == "banana"
+    at.button(key="est_reset_defaults").click().run()
+    assert at.selectbox(key="est_model").value == "seed"
+    assert at.select_slider(key="est_k").value == 1000 and at.slider(key="est_R").value == 200
+    assert (at.number_input(key="est_x1").value, at.number_input(key="est_x2").value) == (0.5, 0.5)

@@ -11,8 +11,11 @@ charts that export at slide resolution, CSV downloads, the slides flag, "Reset t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -91,6 +94,29 @@ def guarded(section: Callable, *args, explained: tuple[type[Exception], ...] = (
         st.error(f"This part of the page could not be drawn ({type(exc).__name__}: {exc}). Your settings and data "
                  "are kept; try Reset or other settings.", icon=":material/error:")
         return None
+
+
+# ---------------------------------------------------------------------------------------------- long computations
+@contextlib.contextmanager
+def background_priority(increment: int = 10):
+    """Run a long computation (a training run, an exact evaluation of many points) at a lower CPU priority than the
+    other sessions' reruns. Streamlit runs every session's script in a thread of one process, so a student's training
+    would otherwise take half of a core from everyone else. Linux keeps a nice value per thread: this changes only
+    the calling thread's, for the block, and does nothing where the platform does not allow it."""
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(before + increment, 19))
+    except (AttributeError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, before)
+        except OSError:  # raising priority back needs privileges; the thread ends with its script run anyway
+            pass
 
 
 # ------------------------------------------------------------------------------------------------ content hashing

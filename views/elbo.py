@@ -86,6 +86,8 @@ st.latex(r"\log p(x) \;=\; \underbrace{\mathbb E_{q(z;\phi)}\!\left[\log \frac{p
          r"_{\mathrm{ELBO}(q)} \;+\; \underbrace{\mathrm{KL}\big(q(z;\phi)\,\|\,p(z \mid x)\big)}_{\text{gap}\;\ge\;0}")
 
 # --------------------------------------------------------------------------------------------------- model and point
+kit.reset_to_defaults("elbo", keys=(state.SELECTED_X, state.ELBO_PHI_STATE))
+
 st.header("1 · Model and point")
 # every model with a 1-/2-D latent: the hard posteriors and the digits model too
 sel = model_and_point("elbo", kinds=("seed", "linear", *HARD_POSTERIORS, "digits", "deep"), chart_height=340)

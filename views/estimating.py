@@ -18,7 +18,7 @@ from lvm_core import experiments as ex
 from lvm_core.plots import estimating as figs
 from lvm_core.plots import text_number
 from lvm_core.proposals import ProposalSpec
-from ui import kit
+from ui import kit, state
 from ui.kit import guarded, height
 from ui.selection import Selection, model_and_point
 from ui.sidebar import page_seed
@@ -115,6 +115,8 @@ kit.explain(
 )
 st.latex(r"p(x) = \int p(x, z)\,dz = \mathbb E_{z \sim q}\!\left[\frac{p(x, z)}{q(z)}\right] "
          r"\approx \frac{1}{k}\sum_{j=1}^{k} \frac{p(x, z_j)}{q(z_j)}, \qquad z_j \sim q(z)")
+
+kit.reset_to_defaults(PREFIX, keys=(state.SELECTED_X,))
 
 st.header("1 · The model and the point x")
 sel: Selection = model_and_point(PREFIX)
