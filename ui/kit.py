@@ -66,12 +66,24 @@ def note(text: str) -> None:
         st.caption(text)
 
 
-def accept_short_names(key: str, options) -> None:
+def accept_short_names(key: str, options, format_func: Callable = str) -> None:
     """Let the URL name an option of a bound selectbox or segmented control by its short name (?est_model=banana)
-    as well as by the label the widget itself writes there. Call before the widget, on every run."""
+    as well as by the label (format_func(option)) the widget itself writes there. Call before the widget, on every
+    run. The URL is rewritten to the label, which is what the widget keeps there from then on (it drops a value
+    that is not one of its labels), so a bookmark taken later still opens this option."""
     value = st.query_params.get(key)
-    if key not in st.session_state and value in list(options):
-        st.session_state[key] = value
+    if key in st.session_state or value not in list(options):
+        return
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    # The widget seeds itself from a snapshot of the query string taken when the run started: write the label and
+    # refresh the snapshot (internal API, as ui/query.py's cleaner; pinned by the short-name page tests).
+    st.query_params[key] = format_func(value)
+    with ctx.session_state.query_params() as qp:
+        qp.set_initial_query_params_from_current()
 
 
 # -------------------------------------------------------------------------------------------------- guarded parts

@@ -255,7 +255,7 @@ def _choose_model(keys: SelectionKeys, max_linear_latent: int, kinds: tuple[str,
     """the model widgets -> the Choice"""
     available = _available()
     options = [k for k in MODEL_LABELS if k in kinds and (k in ALWAYS_AVAILABLE or k in available)]
-    kit.accept_short_names(keys.model, options)  # ?est_model=banana as well as the label the widget writes
+    kit.accept_short_names(keys.model, options, MODEL_LABELS.get)  # ?est_model=banana as well as the label
     c1, c2, c3 = st.columns([2.2, 1.2, 1.2])
     kind = c1.selectbox("Model", options, format_func=MODEL_LABELS.get, key=keys.model, bind="query-params",
                         on_change=_on_model_change, args=(keys,))

@@ -185,7 +185,7 @@ def proposal_controls() -> tuple[ProposalSpec | torch.distributions.Distribution
         return q, repr(q)
     c1, c2, c3 = st.columns([2.6, 1, 2.6])
     families = [f for f in FAMILIES if f not in FITTED_FAMILIES or fitted_families_apply()]
-    kit.accept_short_names(f"{PREFIX}_qfamily", families)  # ?est_qfamily=mixture
+    kit.accept_short_names(f"{PREFIX}_qfamily", families, FAMILIES.get)  # ?est_qfamily=mixture
     family = c1.segmented_control("q's family", families, format_func=FAMILIES.get, default="gaussian",
                                   key=f"{PREFIX}_qfamily", bind="query-params", required=True,
                                   help="Student-t: heavy tails, so rare far samples never get astronomically "
