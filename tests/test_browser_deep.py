@@ -36,3 +36,18 @@ def test_stop_button_ends_a_long_run_and_keeps_the_best_model(open_app, screensh
     assert_page_clean(page)
     assert page.get_by_text("(stopped)").count() >= 1  # the run is kept in the overlay, labelled
     screenshot(page, screenshot_dir, "deep-lvm-stopped")
+
+
+def test_digits_view_draws_the_manifold_and_trains_a_short_run(open_app, screenshot_dir):
+    page = open_app("deep-lvm", "?dl_data=digits&dl_dg_steps=100")
+    assert_page_clean(page)
+    manifold = page.locator('[class*="st-key-dl_dg_manifold"]')
+    manifold.locator(PLOTLY_SVG).first.wait_for()
+    assert manifold.locator(".heatmaplayer").count() >= 1  # the decoded images, tiled
+    screenshot(page, screenshot_dir, "deep-lvm-digits")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_selector("text=Trained 100 steps", timeout=240_000)
+    wait_for_app(page)
+    assert_page_clean(page)
+    assert manifold.locator(PLOTLY_SVG).count() >= 1  # the trained model's manifold replaces the shipped one
+    screenshot(page, screenshot_dir, "deep-lvm-digits-trained")

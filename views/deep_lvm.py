@@ -140,7 +140,7 @@ kit.explain(
 )
 st.latex(r"p_\theta(x) = \int p(z)\, \mathcal N\big(x;\, \mu_\theta(z),\, \Sigma_\theta(z)\big)\, dz,"
          r"\qquad p(z) = \mathcal N(0, I)")
-kit.reset_to_defaults("dl", keep=DATA.widgets + (PENDING, UPLOAD_ID, MESSAGE))
+kit.reset_to_defaults("dl", keep=DATA.widgets + (PENDING, UPLOAD_ID, MESSAGE, DG_PENDING, DG_MESSAGE))
 kit.accept_short_names("dl_data", DATA_KINDS, DATA_KINDS.get)  # ?dl_data=digits as well as the label the control writes
 data_kind = st.segmented_control("Data", tuple(DATA_KINDS), format_func=DATA_KINDS.get, default="points",
                                  key="dl_data", bind="query-params", persist_state="session") or "points"
