@@ -303,3 +303,11 @@ def test_reset_to_defaults_brings_back_the_default_model_and_a_fresh_fit(app_tes
     assert metric(at, "step t") == "500"
     at.button(key="elbo_reset_defaults").click().run()
     assert at.selectbox(key="elbo_model").value == "seed" and metric(at, "step t") == "0"
+
+
+def test_digits_at_a_far_q_say_how_far_the_quadrature_elbo_can_be_trusted(app_test):
+    at = app_test(PAGE, {"elbo_model": "digits", "elbo_digit": "3"})
+    run = at.session_state[state.ELBO_PHI_STATE]
+    residual = abs(run["residual"][-1])
+    assert residual < 0.01  # refined once: 0.08 nats at the live resolution
+    assert any("grids under q disagree" in i.value for i in at.info) == (residual > 1e-3)
