@@ -40,6 +40,10 @@ MAX_REFINE = 3  # the adaptive grid doubles its resolution at most this often (8
 HALVING_TOL = REFINE_TOL / 10
 FALL = 8.0  # the halving test's deviation must be this many times below the 4h sub-lattices' to extrapolate from them
 MAX_QUARTER = 0.5
+# ... and only from sub-lattices within twice the promise of each other: on a two-moons model trained with train_lvm's
+# defaults for 2,000 steps, a ridge-shaped posterior fell 60-fold from 4h to 2h and then only 3-fold (2h sub-lattices
+# 5.9e-4 apart, 1.8e-4 off at h); with the error at h taken as at least half the 2h deviation, such a point refines
+MAX_FALLING_HALVING = 2 * REFINE_TOL
 # a window holds every node within WINDOW_LOG_MASS + log((2 pi)^(d/2) / A) nats of the point's peak, where
 # A = p(x) / max_z p(x, z) is the posterior's effective area: past an edge that deep, an integrand falling off at
 # least like the prior holds less than e^-14 (1e-6) of the mass, however narrow the posterior
@@ -56,8 +60,10 @@ PILOT_TILES = 2  # tiles per half-axis of the pilot: its spacing h0 = PILOT_HALF
 # whole tiles of the finer lattice, so a window can follow the nodes that hold mass; and finer steps would fit each
 # point's spacing closer, but every distinct spacing is a pass of its own over the tiles (the decoder and a call per
 # tile again), which costs more than the nodes saved (measured: 1.5x the time at 2 steps per octave on a trained
-# two-moons model)
-MAX_OCTAVES_PER_ROUND = 2
+# two-moons model). One octave per round (two for a posterior narrower than the spacing): a pass one octave finer
+# costs a quarter of one two octaves finer, and the halving test's forecast overshoots (measured: two octaves per
+# round took 1.5x the time on the digits and 1.3x on two moons, at the same accuracy)
+MAX_OCTAVES_PER_ROUND = 1
 MIN_SPACING_RATIO = 2.0**-12  # finer than h0 / 4096 (8e-5 in 2-D): the per-point adaptive grid takes over
 NEXT_TILES_CHUNK = 1 << 12  # (point, tile) pairs whose masks are dilated at once: ~7 MB of float32 canvases
 PAD = 2  # cells of padding round the nodes that hold mass when a window is drawn for the next lattice
@@ -296,7 +302,7 @@ def _lattice_pass(model, x: torch.Tensor, h: float, point: torch.Tensor, tiles: 
     # feature unresolved at all three spacings moves them alike
     falls = (st.halving * FALL <= quarter) & (quarter <= MAX_QUARTER)
     extrapolated = st.halving**2 / quarter
-    resolved = (st.halving <= tol) | (falls & (extrapolated <= tol))
+    resolved = (st.halving <= tol) | (falls & (extrapolated <= tol) & (st.halving <= MAX_FALLING_HALVING))
     st.unresolved = ~resolved | st.ess_low
     st.ok = torch.isfinite(st.estimate) & ~st.unresolved & ~st.touch
     # the caller indexes pairs in its own order
