@@ -7,7 +7,9 @@ server is idle meanwhile (no message from the browser to the server, so no rerun
 
 A page adds its animated figure to CASES: the page's url path, a query that sets the view (ask for the fastest play
 speed the page offers, so the frame rate measures the browser, not the page's pacing) and the key of the chart
-(kit.chart(key=...); a key with a per-run suffix, e.g. "mx_chart_0", is matched by its prefix).
+(kit.chart(key=...); a key with a per-run suffix, e.g. "mx_chart_0", is matched by its prefix). A figure that a run
+produces names the button that starts the run (click); a figure whose page paces Play slower than the display gets
+Play's pacing set to one display frame in the browser (frame_ms) before it is measured.
 
 Frames per second: plotly's `plotly_animatingframe` events during a 10 s window of Play; when the animation reaches
 its last frame it is started again from the first with the figure's own Play arguments. Scrub latency: for 20 clicks
@@ -44,6 +46,11 @@ class Case:
     url_path: str
     query: str
     chart_key: str
+    click: str | None = None  # a button to press first, for a figure that a run produces
+    frame_ms: float | None = None  # Play's pacing, for a figure whose page offers no faster speed
+
+
+FASTEST_MS = 1000 / 60  # one display frame
 
 
 CASES = [
@@ -53,7 +60,11 @@ CASES = [
          "?mx_preset=Overlapping+blobs&mx_speed=60&mx_density=heatmap", "mx_chart_"),
     Case("EM, 2,000 points, K = 10 (random data points start)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_n=2000&mx_K=10&mx_init=random+data+points&mx_speed=60", "mx_chart_"),
-    Case("generative process, 30 draws", "mixtures", "?mx_speed=60", "mx_gen_chart"),
+    Case("generative process, 30 draws", "mixtures", "?mx_speed=60", "mx_gen_chart", frame_ms=FASTEST_MS),
+    Case("ELBO page, replay of phi's path (25 recorded steps)", "elbo", "", "elbo_replay_chart",
+         click="Run 500 steps", frame_ms=FASTEST_MS),
+    Case("Estimating page, the k sweep (histograms, frames redraw)", "estimating", "", "est_sweep",
+         frame_ms=FASTEST_MS),
 ]
 
 PROBE = """([key]) => {
@@ -71,17 +82,25 @@ PROBE = """([key]) => {
             window.__down = null;
             requestAnimationFrame(() => window.__lat.push(performance.now() - down));
         }
-        if (window.__loop) {  // start again from the first frame with the figure's own Play arguments
+        if (window.__loop && !window.__restarting) {  // again from the first frame, with the figure's Play arguments
             const names = gd._transitionData._frames.map(f => f.name);
             const play = gd.layout.updatemenus[0].buttons[0].args;
+            if (play[0] !== null) {  // Play lists every frame from the first
+                setTimeout(() => Plotly.animate(gd, play[0], play[1]), 0);
+                return;
+            }
+            window.__restarting = true;  // the jump to the first frame ends in plotly_animated too
             Plotly.animate(gd, [names[0]], {frame: {duration: 0, redraw: true}, mode: 'immediate',
                                             transition: {duration: 0}})
-                .then(() => Plotly.animate(gd, play[0] === null ? null : play[0], play[1]));
+                .then(() => { window.__restarting = false; return Plotly.animate(gd, null, play[1]); });
         }
     });
     document.addEventListener('mousedown', () => { window.__down = performance.now(); }, true);
     return gd._transitionData._frames.length;
 }"""
+
+
+FASTER = """([ms]) => Plotly.relayout(window.__gd, {'updatemenus[0].buttons[0].args[1].frame.duration': ms})"""
 
 
 def _descendants(pid: int) -> list[int]:
@@ -128,7 +147,14 @@ def run_case(browser, url: str, case: Case) -> dict:
     try:
         page.goto(f"{url}/{case.url_path}{case.query}")
         wait_for_app(page)
+        if case.click:
+            page.get_by_role("button", name=case.click).click()
+            page.wait_for_timeout(500)
+            wait_for_app(page)
+            page.locator(f'[class*="st-key-{case.chart_key}"] .js-plotly-plot').first.wait_for()
         n_frames = page.evaluate(PROBE, [case.chart_key])
+        if case.frame_ms:
+            page.evaluate(FASTER, [case.frame_ms])
         page.wait_for_timeout(500)
         box = page.locator(f'[class*="st-key-{case.chart_key}"]').first
         before = len(sent)
