@@ -83,12 +83,12 @@ PROBE = """([key]) => {
             requestAnimationFrame(() => window.__lat.push(performance.now() - down));
         }
         if (window.__loop && !window.__restarting) {  // again from the first frame, with the figure's Play arguments
-            const names = gd._transitionData._frames.map(f => f.name);
             const play = gd.layout.updatemenus[0].buttons[0].args;
             if (play[0] !== null) {  // Play lists every frame from the first
                 setTimeout(() => Plotly.animate(gd, play[0], play[1]), 0);
                 return;
             }
+            const names = gd._transitionData._frames.map(f => f.name);
             window.__restarting = true;  // the jump to the first frame ends in plotly_animated too
             Plotly.animate(gd, [names[0]], {frame: {duration: 0, redraw: true}, mode: 'immediate',
                                             transition: {duration: 0}})

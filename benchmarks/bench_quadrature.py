@@ -139,6 +139,16 @@ def reference(model, x, m: int, half_width: float, adaptive_resolution: int | No
     return row
 
 
+def check_hardest(model, x, ours_log_px, ref, ref_m: int, half_width: float, n: int = 4) -> dict:
+    """The reference checked against a grid twice as fine at the n points where ours differs from it most:
+    {"m": that grid's m, "ref_self": the reference's own error there, "ours": ours against that grid}."""
+    hardest = torch.topk((ours_log_px.double() - ref).abs(), min(n, len(x))).indices
+    m = 2 * (ref_m - 1) + 1
+    finer = plain_grid(as_float64(model), x[hardest].double(), m, half_width)
+    return {"m": m, "ref_self": (ref[hardest] - finer).abs().max().item(),
+            "ours": (ours_log_px.double()[hardest] - finer).abs().max().item()}
+
+
 def reaching_resolution(model, x, ref, half_width: float, candidates) -> tuple[int, dict]:
     """The smallest m in candidates whose plain grid over [-half_width, half_width]^2 is within TOL at every point."""
     errors = {}
@@ -171,11 +181,7 @@ def model_case(name, model, x, half_width, candidates, ref_m, ref_half_width, ad
     result = ours(model, x)  # warm-up, and the values checked
     err = (result.log_px.double() - ref).abs()
     row["max_err"], row["mean_err"] = err.max().item(), err.mean().item()
-    # where ours and the reference differ most, the reference is checked against one twice as fine
-    hardest = torch.topk(err, min(4, len(x))).indices
-    finer = plain_grid(as_float64(model), x[hardest].double(), 2 * (ref_m - 1) + 1, ref_half_width)
-    row["hardest"] = {"m": 2 * (ref_m - 1) + 1, "ref_self": (ref[hardest] - finer).abs().max().item(),
-                      "ours": (result.log_px.double()[hardest] - finer).abs().max().item()}
+    row["hardest"] = check_hardest(model, x, result.log_px, ref, ref_m, ref_half_width)
     row["methods"] = Counter(result.method)
     row["times"] = side_by_side(model, x, row["m"], half_width, repeats)
     if n_fallback:
@@ -341,10 +347,7 @@ def digits_case() -> str:
     fine = plain_grid(model64, x64, 1401, 7.0)
     result, wall, cpu = timed(ours, model, x)
     err = (result.log_px.double() - fine).abs()
-    hardest = torch.topk(err, 4).indices  # where ours and the reference differ most: check the reference there
-    finer = plain_grid(model64, x64[hardest], 2801, 7.0)
-    self_err = (fine[hardest] - finer).abs().max().item()
-    ours_vs_finer = (result.log_px.double()[hardest] - finer).abs().max().item()
+    hard = check_hardest(model, x, result.log_px, fine, 1401, 7.0)
     m, errors = reaching_resolution(model, x, fine, 7.0, (401, 601, 801, 1001, 1201))
     times = side_by_side(model, x, m, 7.0, 3)
     (ow, oc), (pw, pc) = times["ours"], times["plain"]
@@ -363,8 +366,8 @@ def digits_case() -> str:
         f"{pw:.2f} / {pc:.2f} s |",
         f"| ratio ours / plain, wall / CPU (target <= 2x) | **{ow / pw:.2f}x / {oc / pc:.2f}x** |",
         f"| ours: max / mean error vs the reference | **{err.max().item():.1e}** / {err.mean().item():.1e} nats |",
-        f"| ours at the 4 images furthest from the reference, vs 2801 x 2801 | {ours_vs_finer:.1e} nats |",
-        f"| the reference's own error there (1401 vs 2801) | {self_err:.1e} nats |",
+        f"| ours at the 4 images furthest from the reference, vs {hard['m']} x {hard['m']} | {hard['ours']:.1e} nats |",
+        f"| the reference's own error there (1401 vs {hard['m']}) | {hard['ref_self']:.1e} nats |",
         f"| method per image | {methods} |", "",
         f"Plain pass errors (max over images) by m: {errs}.", "",
     ]
