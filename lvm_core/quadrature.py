@@ -88,9 +88,10 @@ def lattice_log_marginal(model, x: torch.Tensor, tol: float | None = None) -> tu
 
     x: (batch, data_dim) -> log_px: (batch,), resolved: (batch,) bool. log p(x) ~= log(h^d sum_{i in window}
     p(x, z_i)) with z_i = h i, a window being a set of tiles of the lattice. A point is resolved when its estimate
-    moves by at most ``tol`` (None: HALVING_TOL) if any one of the 2^d sub-lattices of spacing 2h replaces the whole,
-    its weights spread over enough nodes, and its window's open edges lie deep in the tails. Unresolved values are
-    NaN: the caller falls back to the per-point adaptive grid.
+    moves by at most ``tol`` (None: HALVING_TOL) if any one of the 2^d sub-lattices of spacing 2h replaces the whole
+    (or by at most OFFSET_HALVING, and the lattice offset by h / 2 on every axis agrees within OFFSET_TOL: the two
+    lattices' mean is the answer), its weights spread over enough nodes, and its window's open edges lie deep in the
+    tails. Unresolved values are NaN: the caller falls back to the per-point adaptive grid.
     """
     tol = HALVING_TOL if tol is None else tol
     if model.latent_dim not in (1, 2):
