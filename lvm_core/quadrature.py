@@ -129,7 +129,7 @@ def _lattice_chunk(model, x: torch.Tensor, tol: float) -> torch.Tensor:
             at_k = pair_pass == kk
             for pp, tt in _batches(pair_point[at_k], pair_tile[at_k]):
                 pts, local = torch.unique(pp, return_inverse=True)
-                st = _lattice_pass(model, x[pts], h, local, tt, T, tol, 0.5 * shifted)
+                st = _lattice_pass(model, x[pts], h, local, tt, T, 0.5 * shifted)
                 if shifted:
                     # the two lattices' estimates differ by about twice the error of either; their mean is the
                     # lattice of spacing h / sqrt(2) turned by 45 degrees, whose error is smaller still
@@ -239,18 +239,19 @@ class _PassStats:
 
     Per point: estimate (b,) log(h^d sum w) + M; M (b,) the max of log p(x, z) over the window; halving (b,) the
     largest |log(2^d S_c / sum S)| over the sub-lattices c; ess_low (b,) too few effective nodes; touch (b,) mass on
-    an open edge of the window; unresolved (halving test or ess failed) and ok (resolved, no touch) (b,) bools.
-    Per pair: mass (pairs,) the tile holds nodes within the window depth of M; lo, hi (pairs, d) the box of nodes to
-    cover next: those nodes padded by two cells, across a touched edge the whole neighbouring tile too.
+    an open edge of the window; unresolved (the halving deviation beyond OFFSET_HALVING, or ess failed) and ok
+    (not unresolved, no touch: the caller decides between accepting and the offset check) (b,) bools.
+    Per pair: mass (pairs,) the tile holds nodes within the window depth of M; node_mass (pairs, T^d) which nodes do,
+    the mask the next window is drawn round.
     """
 
 
 def _lattice_pass(model, x: torch.Tensor, h: float, point: torch.Tensor, tiles: torch.Tensor, T: int,
-                  tol: float, offset: float = 0.0) -> _PassStats:
-    """Sum exp(log p(x_b, z_i)) over the nodes z_i = h i of each point's tiles: x (b, D), point (pairs,) in [0, b),
-    tiles (pairs, d). A tile is evaluated once for all the points whose window holds it: log_joint(x[those], z_tile
-    (T^d, 1, d)). Per pair it keeps the tile's max m, the sums of exp(f - m) per sub-lattice and of their squares, and
-    the max of f along each axis index; the per-point statistics are reduced from these.
+                  offset: float = 0.0) -> _PassStats:
+    """Sum exp(log p(x_b, z_i)) over the nodes z_i = h (i + offset) of each point's tiles: x (b, D), point (pairs,)
+    in [0, b), tiles (pairs, d). A tile is evaluated once for all the points whose window holds it:
+    log_joint(x[those], z_tile (T^d, 1, d)). Per pair it keeps the tile's max m, the sums of exp(f - m) per sub-lattice
+    and of their squares, and the max of f along each axis index; the per-point statistics are reduced from these.
     """
     b, d = x.shape[0], tiles.shape[1]
     dev, dtype = x.device, x.dtype
