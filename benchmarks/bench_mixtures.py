@@ -54,6 +54,7 @@ def bench_trajectory(X, repeats: int) -> tuple[list[float], list[float], int, in
     """EM to convergence (`gmm.em_run`), then the animation: frames (`gmm.em_frames`) and the figure with its JSON"""
     import plotly.io as pio
 
+    from lvm_core.plots import click_grid
     from lvm_core.plots import mixtures as figs
 
     out = {}
@@ -66,7 +67,7 @@ def bench_trajectory(X, repeats: int) -> tuple[list[float], list[float], int, in
         xlim, ylim = figs.plot_limits(X)
         frames = gmm.em_frames(trace, X, gmm.frame_iterations(trace.n_iter, 60), xlim, ylim)
         fig = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at,
-                                       clicks=figs.click_grid(xlim, ylim, 30), xlim=xlim, ylim=ylim)
+                                       clicks=click_grid(xlim, ylim, 30), xlim=xlim, ylim=ylim)
         out["json"] = pio.to_json(fig.to_dict(), validate=False)
         out["frames"] = len(frames)
 

@@ -5,7 +5,7 @@ import pytest
 
 from lvm_core import gmm
 from lvm_core.datasets import make_dataset
-from lvm_core.plots import PALETTE, component_color
+from lvm_core.plots import PALETTE, click_grid, component_color
 from lvm_core.plots import mixtures as figs
 
 
@@ -21,7 +21,7 @@ def test_mixture_figure_layers_click_grid_data_density_ellipses_means_point(fitt
     resp = gmm.responsibilities(g, X)
     fig = figs.mixture_figure(
         X, resp, g.means_, gmm.component_ellipses(g), gmm.density_grid(g, xlim, ylim, 30), "contours",
-        clicks=figs.click_grid(xlim, ylim, 10), point=np.array([0.0, 0.0]), xlim=xlim, ylim=ylim,
+        clicks=click_grid(xlim, ylim, 10), point=np.array([0.0, 0.0]), xlim=xlim, ylim=ylim,
     )  # fmt: skip
     data = fig.data
     assert data[figs.TRACE_GRID].name == "click grid" and data[figs.TRACE_GRID].marker.opacity == 0
@@ -136,7 +136,7 @@ def test_em_animation_has_one_frame_per_shown_iteration_updating_the_animated_tr
     iterations = gmm.frame_iterations(trace.n_iter, 60)
     frames = gmm.em_frames(trace, X, iterations, xlim, ylim, density_n=30)
     fig = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at,
-                                   clicks=figs.click_grid(xlim, ylim, 10), point=np.zeros(2), xlim=xlim, ylim=ylim,
+                                   clicks=click_grid(xlim, ylim, 10), point=np.zeros(2), xlim=xlim, ylim=ylim,
                                    frame_ms=50)
     spec = fig.to_dict()
     data, out = spec["data"], spec["frames"]

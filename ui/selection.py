@@ -25,8 +25,8 @@ from lvm_core.datasets import load_binarized_digits
 from lvm_core.estimators import exact_marginal, exact_method
 from lvm_core.experiments import log_marginal_on_grid
 from lvm_core.models import HARD_POSTERIORS, LinearGaussianLVM, SeedLVM
+from lvm_core.plots import click_grid, text_number
 from lvm_core.plots import estimating as figs
-from lvm_core.plots import text_number
 from lvm_core.pretrained import load_pretrained
 from ui import kit, state
 from ui.kit import fingerprint
@@ -384,7 +384,7 @@ def _pick_point(keys: SelectionKeys, choice: Choice, show_chart: bool, chart_hei
         limits = _limits(choice.data, np.array([x1, x2]))
         xs, ys, log_p = density_grid(choice.model_key, limits, resolution, choice.model)
         fig = figs.data_space_figure(xs, ys, log_p, choice.data, np.array([x1, x2]),
-                                     figs.click_grid(limits[:2], limits[2:]), height=kit.height(chart_height))
+                                     click_grid(limits[:2], limits[2:]), height=kit.height(chart_height))
         chart_key = f"{keys.chart}_{ss.get(keys.nonce, 0)}"
         right.plotly_chart(fig, key=chart_key, on_select=lambda: _on_chart_select(keys, chart_key),
                            selection_mode="points", config={"scrollZoom": False, "displaylogo": False})

@@ -12,8 +12,8 @@ import streamlit as st
 
 from lvm_core import gmm
 from lvm_core.models import GaussianMixtureLVM
+from lvm_core.plots import click_grid, text_number
 from lvm_core.plots import mixtures as figs
-from lvm_core.plots import text_number
 from ui import kit, state
 from ui.data import DataKeys, data_picker, set_points
 from ui.sidebar import page_seed, presentation_mode
@@ -60,7 +60,7 @@ def em_figure(key: tuple, _X: np.ndarray, _trace: gmm.EMTrace, views: tuple, den
     grid = (xlim, ylim) if "density" in views else (None, None)
     frames = gmm.em_frames(_trace, _X, iterations, *grid)
     return figs.em_animation_figure(_X, frames, np.array(_trace.log_likelihoods), _trace.converged_at, views,
-                                    density_mode, clicks=figs.click_grid(xlim, ylim, CLICK_GRID), point=np.array(point),
+                                    density_mode, clicks=click_grid(xlim, ylim, CLICK_GRID), point=np.array(point),
                                     xlim=xlim, ylim=ylim, frame_ms=1000 / speed, height=height, dragmode=dragmode)
 
 

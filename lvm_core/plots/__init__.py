@@ -8,6 +8,7 @@ Figures set no template or background: st.plotly_chart's Streamlit theme follows
 
 import math
 
+import numpy as np
 import plotly.graph_objects as go
 
 PALETTE = {
@@ -155,3 +156,9 @@ def with_frames(fig: go.Figure, frames: list[dict]) -> go.Figure:
         objs.append(obj)
     fig._frame_objs = tuple(objs)
     return fig
+
+
+def click_grid(xlim, ylim, n: int = 45) -> np.ndarray:
+    """An n x n grid of points covering the plot (n*n, 2): invisible markers that catch clicks on empty space."""
+    gx, gy = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
+    return np.column_stack([gx.ravel(), gy.ravel()])

@@ -10,12 +10,6 @@ from lvm_core.plots import PALETTE, density_colorscale, latex_int, latex_number,
 TRACE_CLICKS = 1  # trace index of the invisible click-catching grid in data_space_figure
 
 
-def click_grid(xlim, ylim, n: int = 45) -> np.ndarray:
-    """An n x n grid covering the plot (n*n, 2): invisible markers that catch clicks on empty space."""
-    gx, gy = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
-    return np.column_stack([gx.ravel(), gy.ravel()])
-
-
 def data_space_figure(xs: np.ndarray, ys: np.ndarray, log_p: np.ndarray, data: np.ndarray | None,
                       point: np.ndarray, clicks: np.ndarray, height: int = 420,
                       data_label: str = "data") -> go.Figure:

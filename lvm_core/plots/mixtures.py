@@ -41,12 +41,6 @@ def plot_limits(X: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], 
     return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
 
 
-def click_grid(xlim, ylim, n: int = 45) -> np.ndarray:
-    """An n x n grid of points covering the plot (n*n, 2): invisible markers that catch clicks on empty space."""
-    gx, gy = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
-    return np.column_stack([gx.ravel(), gy.ravel()])
-
-
 def blend_colors(resp: np.ndarray) -> list[str]:
     """Each point's colour: the component colours mixed by its responsibilities resp (n, K) -> n "#rrggbb" strings
     (the shortest colour plotly reads: an animation sends one per point per frame)."""
