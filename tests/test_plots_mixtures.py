@@ -55,6 +55,7 @@ def test_heatmap_mode_and_hidden_views(fitted):
     fig = figs.mixture_figure(X, None, None, None, gmm.density_grid(g, xlim, ylim, 20), "heatmap")
     types = [t.type for t in fig.data]
     assert types == ["scatter", "heatmap"]  # data, then p(x); no grid, ellipses or means
+    assert fig.to_dict()["data"][1]["colorbar"]["title"] == {"text": "p(x)"}
 
 
 def test_log_likelihood_figure_marks_now_and_convergence_and_clips_a_far_start():
@@ -176,6 +177,9 @@ def test_em_animation_heatmap_frames_redraw_and_hidden_views_are_not_animated(tr
     spec = fig.to_dict()
     assert [t["type"] for t in spec["data"]][:2] == ["scatter", "heatmap"]
     assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is True
+    # the figure skips validation, so the colour bar's title must already be plotly.js's {"text": ...}
+    assert spec["data"][1]["colorbar"]["title"] == {"text": "p(x)"}
+    assert spec["layout"]["yaxis2"]["side"] == "right"  # the colour bar sits between the panels, clear of this axis
     np.testing.assert_allclose(figs_array(spec["frames"][1]["data"][0]["z"]).reshape(20, 20),
                                np.exp(frames[1].density[2]), rtol=1e-6)
 

@@ -66,7 +66,7 @@ def _density_traces(grid, mode: str) -> list[dict]:
                 colorscale=density_colorscale(),
                 showscale=True,
                 hoverinfo="skip",
-                colorbar=dict(title="p(x)", thickness=12, len=0.6),
+                colorbar=dict(title=dict(text="p(x)"), thickness=12, len=0.6),
                 name="p(x)",
                 zsmooth="best",
             )
@@ -309,7 +309,7 @@ def em_animation_figure(
         xs, ys, _ = first.density
         if density_mode == "heatmap":
             add(next(start), x=xs, y=ys, colorscale=density_colorscale(), showscale=True, hoverinfo="skip",
-                name="p(x)", zsmooth="best", colorbar=dict(title="p(x)", thickness=12, len=0.6, x=0.6))
+                name="p(x)", zsmooth="best", colorbar=dict(title=dict(text="p(x)"), thickness=12, len=0.6, x=0.6))
         else:
             add(next(start), mode="lines", line=dict(color=PALETTE["model"], width=1.2), opacity=0.55,
                 hoverinfo="skip", name="log p(x), 1 nat apart")
@@ -355,7 +355,8 @@ def em_animation_figure(
                      row=1, col=1)
     fig.update_xaxes(title_text="EM iteration", rangemode="tozero", tick0=0, dtick=max(1, int(np.ceil(len(ll) / 8))),
                      row=1, col=2)
-    fig.update_yaxes(title_text="mean log p(x), nats", row=1, col=2)
+    # the curve's axis on its right: the gap between the panels holds the density's colour bar
+    fig.update_yaxes(title_text="mean log p(x), nats", side="right", row=1, col=2)
     if len(ll) >= 2:
         rest = ll[1:]
         lo, hi = float(rest.min()), float(rest.max())
@@ -366,7 +367,7 @@ def em_animation_figure(
                                showarrow=True, arrowhead=2, ax=40, ay=-30, xanchor="left", font=dict(size=11))
     fig.update_layout(
         height=height, dragmode=dragmode, uirevision="mixture", hovermode="closest",
-        margin=dict(l=60, r=20, t=50, b=ANIMATION_MARGIN),
+        margin=dict(l=60, r=75, t=50, b=ANIMATION_MARGIN),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0, font=dict(size=11)),
     )
     frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K))
