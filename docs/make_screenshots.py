@@ -18,7 +18,7 @@ OUT = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 SHOTS = {  # file name -> (URL path and query, a button to click first or None, a heading to scroll to or None)
     "home": ("", None, None),
-    "mixtures": ("mixtures?mx_preset=Overlapping+blobs&mx_iter=4", None, "2 · Fit by EM, step by step"),
+    "mixtures": ("mixtures?mx_preset=Overlapping+blobs&mx_iter=4", None, "2 · Fit by EM, iteration by iteration"),
     "deep-lvm": ("deep-lvm?dl_latent_dim=2&dl_seed_noise=0.3", None, "The model, seen"),
     "estimating": ("estimating?est_seed_d=2&est_noise=0.3", None, "2 · Naive Monte Carlo against importance sampling"),
     "elbo": ("elbo?elbo_model=The+notes%27+seed+model&elbo_seed_d=2&elbo_noise=0.3&elbo_family=full+covariance",
