@@ -63,7 +63,7 @@ CASES = [
     Case("generative process, 30 draws", "mixtures", "?mx_speed=60", "mx_gen_chart", frame_ms=FASTEST_MS),
     Case("ELBO page, replay of phi's path (25 recorded steps)", "elbo", "", "elbo_replay_chart",
          click="Run 500 steps", frame_ms=FASTEST_MS),
-    Case("Estimating page, the k sweep (histograms, frames redraw)", "estimating", "", "est_sweep",
+    Case("Estimating page, the k sweep (histogram bars, no redraw)", "estimating", "", "est_sweep",
          frame_ms=FASTEST_MS),
 ]
 

@@ -127,3 +127,12 @@ def test_sweep_animation_has_a_frame_per_k_with_the_histograms_of_that_k():
     assert fig.layout.sliders[0].active == len(ks) - 1  # opens at the chosen k
     assert list(fig.data[2].y) == list(plotly_array(frames[-1]["data"][2]["y"]))
     assert any(s.x0 == -1.5 for s in fig.layout.shapes)  # the exact value
+    # frames do not redraw (bars transition), so each sets both axes: the tallest bar fits, every estimate shows
+    assert fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is False
+    for i, frame in enumerate(frames):
+        tallest = max(plotly_array(t["y"]).max() for t in frame["data"])
+        assert tallest < frame["layout"]["yaxis"]["range"][1] <= 1.1 * tallest + 1
+        lo, hi = frame["layout"]["xaxis"]["range"]
+        finite = np.concatenate([v[i][np.isfinite(v[i])] for v in sweeps.values()])
+        assert lo < finite.min() and finite.max() < hi
+    assert list(fig.layout.yaxis.range) == frames[-1]["layout"]["yaxis"]["range"]

@@ -353,12 +353,12 @@ def sweep_animation_figure(sweeps: dict[str, np.ndarray], ks: np.ndarray, log_px
 
     sweeps: name -> (n, trials) log p-hat at each of ks (n,), from the first k draws of the same trials (common
     random numbers). Frame i shows every estimator's histogram at ks[i] on bins shared by that frame (drawn as bars,
-    counts computed here), the exact log p(x) as a vertical line, and an x range that follows the estimates. The
+    counts computed here), the exact log p(x) as a vertical line, and x and y ranges that follow the estimates. The
     figure opens on the last frame (the chosen k)."""
     from lvm_core.plots import ANIMATION_MARGIN, animation_controls, with_frames
 
     names = list(sweeps)
-    frames, ranges = [], []
+    frames = []
     for i, k in enumerate(np.asarray(ks)):
         values = [np.asarray(sweeps[n][i], dtype=float) for n in names]
         finite = np.concatenate([v[np.isfinite(v)] for v in values] + [np.array([log_px])
@@ -367,11 +367,12 @@ def sweep_animation_figure(sweeps: dict[str, np.ndarray], ks: np.ndarray, log_px
         lo, hi = (lo - 0.5, hi + 0.5) if hi - lo < 1e-9 else (lo, hi)
         edges = np.linspace(lo, hi, bins + 1)
         centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-        data = [dict(type="bar", x=centres, y=np.histogram(v[np.isfinite(v)], edges)[0], width=width)
-                for v in values]
-        frames.append(dict(name=f"k{int(k)}", data=data, traces=list(range(len(names))),
-                           layout=dict(xaxis=dict(range=[lo - width, hi + width]))))
-        ranges.append((lo - width, hi + width))
+        counts = [np.histogram(v[np.isfinite(v)], edges)[0] for v in values]
+        data = [dict(type="bar", x=centres, y=c, width=width) for c in counts]
+        # both ranges set by the frame: bars transition without a redraw, which would leave an autoranged axis as is
+        top = 1.08 * max([int(c.max()) for c in counts if len(c)] + [1])
+        axes = dict(xaxis=dict(range=[lo - width, hi + width]), yaxis=dict(range=[0, top]))
+        frames.append(dict(name=f"k{int(k)}", data=data, traces=list(range(len(names))), layout=axes))
     last = frames[-1]
     fig = go.Figure()
     for name, trace in zip(names, last["data"], strict=True):
@@ -381,9 +382,9 @@ def sweep_animation_figure(sweeps: dict[str, np.ndarray], ks: np.ndarray, log_px
         fig.add_vline(x=log_px, line=dict(color=PALETTE["truth"], width=3), annotation_text=f"log p(x) = {log_px:.3f}",
                       annotation_position="top right", annotation_font_color=PALETTE["truth"])
     fig.update_layout(barmode="overlay", bargap=0)
-    fig.update_xaxes(range=list(ranges[-1]))
+    fig.update_layout(last["layout"])
     frame_names = [f["name"] for f in frames]
-    fig.update_layout(animation_controls(frame_names, [f"{int(k):,}" for k in ks], frame_ms=frame_ms, redraw=True,
+    fig.update_layout(animation_controls(frame_names, [f"{int(k):,}" for k in ks], frame_ms=frame_ms, redraw=False,
                                          prefix="k = ", active=len(frames) - 1, from_start=True))
     with_frames(fig, frames)
     style_figure(fig, x_title="log p̂ₖ(x)  (nats)", y_title="trials", height=height + ANIMATION_MARGIN)
