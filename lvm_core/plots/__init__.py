@@ -120,8 +120,8 @@ def animation_controls(frame_names: list[str], labels: list[str] | None = None, 
     The browser animates without a server round trip. frame_ms: milliseconds per frame while playing (at least one
     display frame, ~16.7 ms); redraw: False is fast and suits traces plotly can transition (scatter, lines, bars; a
     frame that changes their counts sets the axis ranges itself), True is needed when a frame changes a heatmap or
-    contour trace. Play continues from the frame shown, or with from_start
-    plays every frame from the first (for a figure that opens on its last frame)."""
+    contour trace. Play continues from the frame shown, or with from_start plays every frame from the first (for a
+    figure that opens on its last frame)."""
     labels = labels or frame_names
     still = {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate", "transition": {"duration": 0}}
     play = {"frame": {"duration": frame_ms, "redraw": redraw}, "mode": "immediate", "fromcurrent": not from_start,

@@ -370,7 +370,7 @@ def sweep_animation_figure(sweeps: dict[str, np.ndarray], ks: np.ndarray, log_px
         counts = [np.histogram(v[np.isfinite(v)], edges)[0] for v in values]
         data = [dict(type="bar", x=centres, y=c, width=width) for c in counts]
         # both ranges set by the frame: bars transition without a redraw, which would leave an autoranged axis as is
-        top = 1.08 * max([int(c.max()) for c in counts if len(c)] + [1])
+        top = 1.08 * max(1, *(int(c.max()) for c in counts))
         axes = dict(xaxis=dict(range=[lo - width, hi + width]), yaxis=dict(range=[0, top]))
         frames.append(dict(name=f"k{int(k)}", data=data, traces=list(range(len(names))), layout=axes))
     last = frames[-1]
