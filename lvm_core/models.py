@@ -82,8 +82,16 @@ class LatentVariableModel(nn.Module):
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x | z); x: (batch, data_dim), z: (..., batch, latent_dim) -> (..., batch)."""
-        loc, log_scale = self.decode(z)
-        return diag_normal_log_prob(x, loc, log_scale)
+        return self.log_likelihood_given(x, self.likelihood_params(z))
+
+    def likelihood_params(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """All that p(x | z) takes from z, each (..., batch or 1, k): here (mu(z), log sigma(z)). A grid over z
+        computes them once per node and reuses them for every x and for finer grids through the same nodes."""
+        return self.decode(z)
+
+    def log_likelihood_given(self, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """log p(x | z) from ``likelihood_params(z)``; x: (batch, data_dim) -> (..., batch)."""
+        return diag_normal_log_prob(x, *params)
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z) = log p(z) + log p(x | z) -> (..., batch)."""
@@ -464,16 +472,21 @@ class BernoulliMLPLVM(LatentVariableModel):
         """E[x | z] = sigmoid(l_theta(z)): (..., data_dim), each pixel's probability of being 1 (for display)."""
         return torch.sigmoid(self.logits(z))
 
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x | z) = sum_j x_j l_j - softplus(l_j), l = l_theta(z); x: (batch, data_dim), z: (..., batch or 1,
-        latent_dim) -> (..., batch).
+    def likelihood_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(l_theta(z), sum_j softplus(l_j)): (..., batch or 1, data_dim) and (..., batch or 1)."""
+        logits = self.logits(z)
+        return logits, nn.functional.softplus(logits).sum(-1)  # log(1 + e^l) per pixel, summed
+
+    def log_likelihood_given(self, x: torch.Tensor, params: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """log p(x | z) = sum_j x_j l_j - softplus(l_j), l = l_theta(z); x: (batch, data_dim), params from
+        ``likelihood_params(z)`` with z (..., batch or 1, latent_dim) -> (..., batch).
 
         When z is shared by the whole batch (its batch axis is 1, as on a common grid of z), the sum over pixels is
         one matrix product, logits (..., data_dim) @ x^T, and no (..., batch, data_dim) tensor is formed.
         """
-        logits = self.logits(z)  # (..., batch or 1, data_dim)
-        logits = logits.to(torch.promote_types(logits.dtype, x.dtype))
-        log_norm = nn.functional.softplus(logits).sum(-1)  # (..., batch or 1): log(1 + e^l) per pixel, summed
+        logits, log_norm = params
+        dtype = torch.promote_types(logits.dtype, x.dtype)
+        logits, log_norm = logits.to(dtype), log_norm.to(dtype)
         if logits.shape[-2] == 1 and x.shape[0] > 1:
             return logits[..., 0, :] @ x.T - log_norm  # (..., batch)
         return (x * logits).sum(-1) - log_norm

@@ -213,9 +213,68 @@ def test_chunking_gives_identical_results(monkeypatch):
     monkeypatch.setattr(quad, "POINT_CHUNK", 7)
     monkeypatch.setattr(quad, "MAX_TILE_PAIRS", 50)
     monkeypatch.setattr(quad, "PAIR_BUDGET", 256 * 2 * 3)
+    monkeypatch.setattr(quad, "STATS_PAIRS", 3)
+    monkeypatch.setattr(quad, "NODE_CACHE_BYTES", 40_000)  # a few tiles: most are dropped before a finer lattice asks
     chunked, on_chunked = lattice_log_marginal(model, x)
     assert torch.equal(on_whole, on_chunked)
     torch.testing.assert_close(chunked, whole, atol=1e-12, rtol=0, equal_nan=True)
+
+
+class CountingDecoder(MLPLVM):
+    """An MLPLVM that counts the nodes its decoder runs on."""
+
+    nodes = 0
+
+    def likelihood_params(self, z):
+        self.nodes += z[..., 0, 0].numel()
+        return super().likelihood_params(z)
+
+
+def _tile_nodes(tile, k: int, shifted: int, T: int) -> torch.Tensor:
+    """z = h0 2^-k (T tile + i + shifted / 2) for the T^d nodes i of a tile, the first axis slowest: (T^d, 1, d)."""
+    h = quad.PILOT_HALF_WIDTH / (quad.PILOT_TILES * T) * 2.0**-k
+    axes = [h * (T * t + torch.arange(T, dtype=torch.float64) + shifted / 2) for t in tile]
+    z = axes[0][:, None] if len(axes) == 1 else torch.cartesian_prod(*axes)
+    return z[:, None, :]
+
+
+@pytest.mark.parametrize("tile", [(-3, 2), (0, -1), (1, 1), (4, 0), (-1,), (2,)])
+def test_a_finer_lattice_takes_the_nodes_it_shares_with_the_coarser_and_offset_lattices(tile):
+    d = len(tile)
+    T = quad.TILE[d]
+    model = CountingDecoder(latent_dim=d, data_dim=3, hidden=16, depth=2, seed=1, dtype=torch.float64)
+    up = [t // 2 for t in tile]
+    direct = model.likelihood_params(_tile_nodes(tile, 3, 0, T))
+    cache = quad._NodeParams(model, T, d)
+    cache.at(2, 0, up, _tile_nodes(up, 2, 0, T))  # the lattice of spacing 2h: every index even
+    model.nodes = 0
+    only_even = quad._NodeParams(model, T, d)
+    only_even.store = cache.store.copy()
+    for got, want in zip(only_even.at(3, 0, list(tile), _tile_nodes(tile, 3, 0, T)), direct, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+    assert model.nodes == T**d - (T // 2) ** d
+    cache.at(2, 1, up, _tile_nodes(up, 2, 1, T))  # the offset lattice: every index odd
+    model.nodes = 0
+    for got, want in zip(cache.at(3, 0, list(tile), _tile_nodes(tile, 3, 0, T)), direct, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+    assert model.nodes == T**d - 2 * (T // 2) ** d
+    cache.at(3, 0, list(tile), _tile_nodes(tile, 3, 0, T))  # a tile seen before runs nothing
+    assert model.nodes == T**d - 2 * (T // 2) ** d
+
+
+def test_reusing_the_decoder_changes_no_answer_and_saves_its_work():
+    model = CountingDecoder(latent_dim=2, data_dim=2, hidden=32, depth=2, min_scale=0.01, seed=3, dtype=torch.float64)
+    with torch.no_grad():  # sharpened as in _sharpened: posteriors that need several finer lattices
+        model.net[-1].weight.mul_(5.0)
+        model.net[-1].bias[2:] -= 2.5
+    x, _ = model.sample(40, generator=6)
+    plain, on_plain = lattice_log_marginal(HiddenClosedForm(model), x)  # no likelihood_params: log_joint per tile
+    every_node = model.nodes
+    model.nodes = 0
+    reused, on_reused = lattice_log_marginal(model, x)
+    assert torch.equal(on_plain, on_reused) and on_reused.all()
+    torch.testing.assert_close(reused, plain, atol=1e-12, rtol=0)
+    assert model.nodes < 0.75 * every_node
 
 
 def test_float32_and_float64_models_agree_within_float32_rounding():
