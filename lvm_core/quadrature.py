@@ -246,51 +246,71 @@ class _NodeParams:
     dropped past NODE_CACHE_BYTES. Lattice (k, o) has the nodes z = h0 2^-k (i + o / 2). A node of (k, 0) whose indices
     are all even is node i / 2 of (k - 1, 0); one whose indices are all odd is node (i - 1) / 2 of (k - 1, 1), the
     offset lattice. So a tile of (k, 0) takes those nodes from a quadrant of the tile of (k - 1, .) that holds it, and
-    the decoder runs on the rest only."""
+    the decoder runs on the rest only, once for all the tiles asked for together."""
 
     def __init__(self, model, T: int, d: int):
         self.model, self.T, self.d = model, T, d
         self.store: OrderedDict[tuple[int, ...], tuple[torch.Tensor, ...]] = OrderedDict()
         self.bytes = 0
 
-    def at(self, k: int, o: int, tile: list[int], z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The params at the nodes z (T^d, 1, d) of tile ``tile`` of lattice (k, o), each (T^d, 1, ...)."""
-        key = (k, o, *tile)
-        params = self.store.get(key)
-        if params is not None:
-            self.store.move_to_end(key)
-            return params
-        params = self._assemble(k, o, tile, z)
+    def at(self, k: int, o: int, tiles: list[list[int]], z: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """The params at the nodes z (tiles, T^d, 1, d) of the tiles ``tiles`` of lattice (k, o), per tile a tuple of
+        (T^d, 1, ...) tensors."""
+        T, d = self.T, self.d
+        grid = (T,) * d
+        found: list[tuple[torch.Tensor, ...] | None] = []
+        todo = []  # (tile's index, its parents, the nodes they leave to the decoder)
+        for i, tile in enumerate(tiles):
+            key = (k, o, *tile)
+            params = self.store.get(key)
+            if params is not None:
+                self.store.move_to_end(key)
+            else:
+                parents = self._parents(k, o, tile)
+                have = torch.zeros(grid, dtype=torch.bool, device=z.device)
+                for nodes, _, _ in parents:
+                    have[nodes] = True
+                todo.append((i, parents, ~have.view(-1)))
+            found.append(params)
+        if todo:
+            miss_z = torch.cat([z[i][miss] for i, _, miss in todo])  # (nodes, 1, d)
+            counts = [int(miss.sum()) for _, _, miss in todo]
+            decoded = [p.split(counts) for p in self.model.likelihood_params(miss_z)]
+            for j, (i, parents, miss) in enumerate(todo):
+                fresh = tuple(p[j] for p in decoded)
+                if parents:
+                    out = tuple(torch.empty(T**d, *p.shape[1:], dtype=p.dtype, device=p.device) for p in fresh)
+                    for nodes, quadrant, params in parents:
+                        for o_, p in zip(out, params, strict=True):
+                            o_.view(*grid, *o_.shape[1:])[nodes] = p.reshape(*grid, *p.shape[1:])[quadrant]
+                    for o_, p in zip(out, fresh, strict=True):
+                        o_[miss] = p
+                    fresh = out
+                found[i] = fresh
+                self._keep((k, o, *tiles[i]), fresh)
+        return found
+
+    def _parents(self, k: int, o: int, tile: list[int]) -> list[tuple[tuple[slice, ...], tuple[slice, ...], tuple]]:
+        """(this tile's nodes, the coarser tile's quadrant that holds them, the coarser tile's params) per coarser
+        lattice whose tile is kept."""
+        if o != 0 or k == 0:
+            return []
+        T, d = self.T, self.d
+        up = tuple(t // 2 for t in tile)
+        quadrant = tuple(slice(t % 2 * T // 2, (t % 2 + 1) * T // 2) for t in tile)
+        parents = []
+        for parity in (0, 1):
+            params = self.store.get((k - 1, parity, *up))
+            if params is not None:
+                parents.append(((slice(parity, None, 2),) * d, quadrant, params))
+        return parents
+
+    def _keep(self, key: tuple[int, ...], params: tuple[torch.Tensor, ...]) -> None:
         self.store[key] = params
         self.bytes += sum(p.numel() * p.element_size() for p in params)
         while self.bytes > NODE_CACHE_BYTES:
             _, old = self.store.popitem(last=False)
             self.bytes -= sum(p.numel() * p.element_size() for p in old)
-        return params
-
-    def _assemble(self, k: int, o: int, tile: list[int], z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        T, d = self.T, self.d
-        parents = []
-        if o == 0 and k > 0:
-            up = tuple(t // 2 for t in tile)
-            quadrant = tuple(slice(t % 2 * T // 2, (t % 2 + 1) * T // 2) for t in tile)
-            for parity in (0, 1):
-                params = self.store.get((k - 1, parity, *up))
-                if params is not None:
-                    parents.append(((slice(parity, None, 2),) * d, params))
-        if not parents:
-            return self.model.likelihood_params(z)
-        grid = (T,) * d
-        have = torch.zeros(grid, dtype=torch.bool, device=z.device)
-        out = tuple(torch.empty(T**d, *p.shape[1:], dtype=p.dtype, device=p.device) for p in parents[0][1])
-        for nodes, params in parents:
-            have[nodes] = True
-            for o_, p in zip(out, params, strict=True):
-                o_.view(*grid, *o_.shape[1:])[nodes] = p.reshape(*grid, *p.shape[1:])[quadrant]
-        miss = ~have.view(-1)
-        for o_, p in zip(out, self.model.likelihood_params(z[miss]), strict=True):
-            o_[miss] = p
-        return out
 
 
 class _PassStats:
@@ -343,23 +363,30 @@ def _lattice_pass(model, x: torch.Tensor, k: int, point: torch.Tensor, tiles: to
     # next window is drawn round the nodes that hold mass, not round their bounding box
     below = torch.empty(P, T**d, dtype=torch.uint8, device=dev)
     tile_of = tiles[by_tile[torch.cumsum(counts, 0) - counts]]  # (tiles, d)
-    # the log-joints of consecutive tiles' pairs, joined so that their statistics are reduced in one go
-    block, block_start, start = [], 0, 0
-    for t, (n, tile, first) in enumerate(zip(counts.tolist(), tile_of.tolist(), tile_of * T, strict=True)):
-        z = ((first + local).to(dtype) + offset)[:, None, :] * h  # (T^d, 1, d)
+    counts, tile_list = counts.tolist(), tile_of.tolist()
+    # blocks of consecutive tiles with up to STATS_PAIRS pairs: the decoder runs once per block, and the blocks'
+    # statistics are reduced in one go
+    t0 = start = 0
+    while t0 < len(counts):
+        t1, block_pairs = t0 + 1, counts[t0]
+        while t1 < len(counts) and block_pairs + counts[t1] <= STATS_PAIRS:
+            block_pairs += counts[t1]
+            t1 += 1
+        z = ((tile_of[t0:t1, None, :] * T + local).to(dtype) + offset).mul_(h)[:, :, None, :]  # (tiles, T^d, 1, d)
         if nodes is not None:
-            params, log_prior = nodes.at(k, shifted, tile, z), model.log_prior(z)
-        for j in range(start, start + n, step):
-            xs = x[point[by_tile[j:min(j + step, start + n)]]]
-            # a NaN from the model spreads through its point's sums: that point goes to the per-point grid
-            f = model.log_joint(xs, z) if nodes is None else log_prior + model.log_likelihood_given(xs, params)
-            block.append(f)  # (T^d, bp)
-        start += n
-        if start - block_start < STATS_PAIRS and t < len(tile_of) - 1:
-            continue
+            params, log_prior = nodes.at(k, shifted, tile_list[t0:t1], z), model.log_prior(z)
+        block, block_start = [], start
+        for t in range(t1 - t0):
+            for j in range(start, start + counts[t0 + t], step):
+                xs = x[point[by_tile[j:min(j + step, start + counts[t0 + t])]]]
+                # a NaN from the model spreads through its point's sums: that point goes to the per-point grid
+                f = (model.log_joint(xs, z[t]) if nodes is None
+                     else log_prior[t] + model.log_likelihood_given(xs, params[t]))
+                block.append(f)  # (T^d, bp)
+            start += counts[t0 + t]
+        t0 = t1
         rows = by_tile[block_start:start]
         f = torch.cat(block, 1)  # (T^d, pairs of the block)
-        block, block_start = [], start
         fv = f.view(*(T,) * d, -1)
         axis_max = fv[None].clone() if d == 1 else torch.stack([fv.amax(1), fv.amax(0)])  # (d, T, pairs)
         top = axis_max[0].amax(0)  # (pairs,)

@@ -244,22 +244,30 @@ def test_a_finer_lattice_takes_the_nodes_it_shares_with_the_coarser_and_offset_l
     T = quad.TILE[d]
     model = CountingDecoder(latent_dim=d, data_dim=3, hidden=16, depth=2, seed=1, dtype=torch.float64)
     up = [t // 2 for t in tile]
-    direct = model.likelihood_params(_tile_nodes(tile, 3, 0, T))
+    z = _tile_nodes(tile, 3, 0, T)
+    direct = model.likelihood_params(z)
     cache = quad._NodeParams(model, T, d)
-    cache.at(2, 0, up, _tile_nodes(up, 2, 0, T))  # the lattice of spacing 2h: every index even
+    cache.at(2, 0, [up], _tile_nodes(up, 2, 0, T)[None])  # the lattice of spacing 2h: every index even
     model.nodes = 0
     only_even = quad._NodeParams(model, T, d)
     only_even.store = cache.store.copy()
-    for got, want in zip(only_even.at(3, 0, list(tile), _tile_nodes(tile, 3, 0, T)), direct, strict=True):
+    for got, want in zip(only_even.at(3, 0, [list(tile)], z[None])[0], direct, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
     assert model.nodes == T**d - (T // 2) ** d
-    cache.at(2, 1, up, _tile_nodes(up, 2, 1, T))  # the offset lattice: every index odd
+    cache.at(2, 1, [up], _tile_nodes(up, 2, 1, T)[None])  # the offset lattice: every index odd
+    # with a tile no coarser lattice holds, asked for together: one decoder call for both
+    other = [t + 7 for t in tile]
+    other_direct = model.likelihood_params(_tile_nodes(other, 3, 0, T))
     model.nodes = 0
-    for got, want in zip(cache.at(3, 0, list(tile), _tile_nodes(tile, 3, 0, T)), direct, strict=True):
+    both = cache.at(3, 0, [list(tile), other], torch.stack([z, _tile_nodes(other, 3, 0, T)]))
+    assert model.nodes == 2 * T**d - 2 * (T // 2) ** d
+    for got, want in zip(both[0], direct, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
-    assert model.nodes == T**d - 2 * (T // 2) ** d
-    cache.at(3, 0, list(tile), _tile_nodes(tile, 3, 0, T))  # a tile seen before runs nothing
-    assert model.nodes == T**d - 2 * (T // 2) ** d
+    for got, want in zip(both[1], other_direct, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+    model.nodes = 0
+    cache.at(3, 0, [list(tile)], z[None])  # a tile seen before runs nothing
+    assert model.nodes == 0
 
 
 def test_reusing_the_decoder_changes_no_answer_and_saves_its_work():
