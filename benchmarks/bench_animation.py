@@ -56,7 +56,7 @@ FASTEST_MS = 1000 / 60  # one display frame
 CASES = [
     Case("EM, contours (mixtures default, overlapping blobs, K = 3)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_speed=60", "mx_chart_"),
-    Case("EM, heatmap density (frames redraw)", "mixtures",
+    Case("EM, heatmap density (a layout image per frame)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_speed=60&mx_density=heatmap", "mx_chart_"),
     Case("EM, 2,000 points, K = 10 (random data points start)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_n=2000&mx_K=10&mx_init=random+data+points&mx_speed=60", "mx_chart_"),

@@ -169,19 +169,50 @@ def figs_array(value):
     return plotly_array(value)
 
 
-def test_em_animation_heatmap_frames_redraw_and_hidden_views_are_not_animated(trajectory):
+def _png_pixels(source: str) -> np.ndarray:
+    """a data-URI PNG as (rows, cols, 4) uint8, its first row the image's top"""
+    import base64
+    import io
+
+    from PIL import Image
+
+    head = "data:image/png;base64,"
+    assert source.startswith(head)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source[len(head):]))).convert("RGBA"))
+
+
+def test_em_animation_heatmap_is_a_layout_image_per_frame_and_plays_without_redraw(trajectory):
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
     X, trace = trajectory
     xlim, ylim = figs.plot_limits(X)
     frames = gmm.em_frames(trace, X, [0, trace.n_iter], xlim, ylim, density_n=20)
     fig = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at, ("density",), "heatmap")
     spec = fig.to_dict()
-    assert [t["type"] for t in spec["data"]][:2] == ["scatter", "heatmap"]
-    assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is True
+    assert [t["type"] for t in spec["data"]][:2] == ["scatter", "scatter"]  # the data, then the colour bar's trace
+    assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is False
+    top = max(np.exp(f.density[2]).max() for f in frames)  # one scale for every frame
+    bar = spec["data"][1]["marker"]
     # the figure skips validation, so the colour bar's title must already be plotly.js's {"text": ...}
-    assert spec["data"][1]["colorbar"]["title"] == {"text": "p(x)"}
+    assert bar["showscale"] is True and bar["colorbar"]["title"] == {"text": "p(x)"}
+    assert bar["cmin"] == 0 and bar["cmax"] == pytest.approx(top)
     assert spec["layout"]["yaxis2"]["side"] == "right"  # the colour bar sits between the panels, clear of this axis
-    np.testing.assert_allclose(figs_array(spec["frames"][1]["data"][0]["z"]).reshape(20, 20),
-                               np.exp(frames[1].density[2]), rtol=1e-6)
+    xs, ys, log_p = frames[1].density
+    image = spec["frames"][1]["layout"]["images"][0]
+    assert spec["layout"]["images"][0]["source"] == spec["frames"][0]["layout"]["images"][0]["source"]
+    assert (image["xref"], image["yref"], image["layer"]) == ("x", "y", "below")
+    step = xs[1] - xs[0]
+    assert image["x"] == pytest.approx(xs[0] - step / 2) and image["sizex"] == pytest.approx(20 * step)
+    assert image["y"] == pytest.approx(ys[-1] + (ys[1] - ys[0]) / 2)  # the top edge: the image's first row
+    pixels = _png_pixels(image["source"])
+    assert pixels.shape == (20, 20, 4)
+    # each pixel is Viridis at p(x) / top, as plotly samples it (past the first stop, which fades to transparent)
+    value = np.exp(log_p)[::-1] / top
+    shown = value > 0.12
+    assert shown.sum() >= 10
+    want = np.array([unlabel_rgb(c) for c in sample_colorscale("Viridis", value[shown].tolist())])
+    np.testing.assert_allclose(pixels[shown][:, :3], want, atol=2)
+    assert (pixels[shown][:, 3] == 255).all() and (pixels[value < 1e-3][:, 3] < 5).all()
 
 
 def test_generative_animation_draws_one_more_sample_per_frame_and_opens_on_all(fitted):

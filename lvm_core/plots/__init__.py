@@ -46,6 +46,44 @@ def density_colorscale(fade_low: bool = True) -> list[list]:
     return stops
 
 
+def density_image(xs: np.ndarray, ys: np.ndarray, density: np.ndarray, top: float, levels: int = 256) -> dict:
+    """A density on a grid as a plotly layout image under the traces: a PNG in a data URI, coloured by
+    density_colorscale() from 0 to top (values above top take its last colour).
+
+    xs (nx,), ys (ny,): evenly spaced cell centres; density (ny, nx), rows going up in y as a heatmap's z. An
+    animation frame can swap a layout image without redrawing the figure, which a heatmap trace cannot: the browser
+    scales the image smoothly, as a heatmap's zsmooth="best" does. Pair it with colorbar_trace(top) for the scale.
+    """
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+    from plotly.colors import hex_to_rgb
+
+    stops = density_colorscale()
+    positions = np.array([float(pos) for pos, _ in stops])
+    rgba = np.array([[*hex_to_rgb(c), 1.0] if c.startswith("#") else
+                     [*map(float, re.findall(r"[\d.]+", c)), 1.0][:4] for _, c in stops])  # (stops, 4)
+    rgba[:, 3] *= 255
+    lut = np.stack([np.interp(np.linspace(0, 1, levels), positions, channel) for channel in rgba.T], -1)
+    index = np.clip(np.asarray(density, dtype=float) / top * (levels - 1), 0, levels - 1).round().astype(int)
+    pixels = lut.round().astype(np.uint8)[index[::-1]]  # (ny, nx, 4): an image's first row is its top
+    png = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(png, format="PNG")
+    dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+    return dict(source="data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii"), xref="x",
+                yref="y", x=float(xs[0] - dx / 2), y=float(ys[-1] + dy / 2), sizex=float(dx * len(xs)),
+                sizey=float(dy * len(ys)), sizing="stretch", xanchor="left", yanchor="top", layer="below")
+
+
+def colorbar_trace(top: float, title: str, **colorbar) -> dict:
+    """A trace that draws nothing but the density colour bar from 0 to top: the scale of a density_image."""
+    return dict(type="scatter", x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False, name=title,
+                marker=dict(color=[0.0], cmin=0.0, cmax=top, colorscale=density_colorscale(), showscale=True,
+                            colorbar=dict(title=dict(text=title), **colorbar)))
+
+
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -114,17 +152,18 @@ ANIMATION_MARGIN = 150  # pixels under the plot for the Play button and the slid
 
 
 def animation_controls(frame_names: list[str], labels: list[str] | None = None, frame_ms: float = 200.0,
-                       redraw: bool = False, prefix: str = "", active: int = 0, from_start: bool = False) -> dict:
+                       prefix: str = "", active: int = 0, from_start: bool = False) -> dict:
     """Plotly's own Play/Pause buttons and a frame slider for a figure with frames (pass to fig.update_layout).
 
     The browser animates without a server round trip. frame_ms: milliseconds per frame while playing (at least one
-    display frame, ~16.7 ms); redraw: False is fast and suits traces plotly can transition (scatter, lines, bars; a
-    frame that changes their counts sets the axis ranges itself), True is needed when a frame changes a heatmap or
-    contour trace. Play continues from the frame shown, or with from_start plays every frame from the first (for a
-    figure that opens on its last frame)."""
+    display frame, ~16.7 ms). Frames never redraw the whole figure (a redraw costs 100-200 ms in software rendering):
+    they may change traces plotly can transition (scatter, lines, bars; a frame that changes their counts sets the
+    axis ranges itself) and layout images (density_image, a heatmap's stand-in), not heatmap or contour traces.
+    Play continues from the frame shown, or with from_start plays every frame from the first (for a figure that
+    opens on its last frame)."""
     labels = labels or frame_names
-    still = {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate", "transition": {"duration": 0}}
-    play = {"frame": {"duration": frame_ms, "redraw": redraw}, "mode": "immediate", "fromcurrent": not from_start,
+    still = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    play = {"frame": {"duration": frame_ms, "redraw": False}, "mode": "immediate", "fromcurrent": not from_start,
             "transition": {"duration": 0}}
     buttons = [dict(label="▶ Play", method="animate", args=[list(frame_names) if from_start else None, play]),
                dict(label="❚❚ Pause", method="animate", args=[[None], still])]

@@ -384,7 +384,7 @@ def sweep_animation_figure(sweeps: dict[str, np.ndarray], ks: np.ndarray, log_px
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_layout(last["layout"])
     frame_names = [f["name"] for f in frames]
-    fig.update_layout(animation_controls(frame_names, [f"{int(k):,}" for k in ks], frame_ms=frame_ms, redraw=False,
+    fig.update_layout(animation_controls(frame_names, [f"{int(k):,}" for k in ks], frame_ms=frame_ms,
                                          prefix="k = ", active=len(frames) - 1, from_start=True))
     with_frames(fig, frames)
     style_figure(fig, x_title="log p̂ₖ(x)  (nats)", y_title="trials", height=height + ANIMATION_MARGIN)

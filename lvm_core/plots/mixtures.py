@@ -12,8 +12,10 @@ from lvm_core.plots import (
     ANIMATION_MARGIN,
     PALETTE,
     animation_controls,
+    colorbar_trace,
     component_color,
     density_colorscale,
+    density_image,
     latex_number,
     style_figure,
     text_number,
@@ -229,9 +231,7 @@ def _em_traces(frame, X, views: set, density_mode: str, K: int) -> list[dict]:
                            customdata=frame.responsibilities.argmax(1) + 1))
     if "density" in views and frame.density is not None:
         xs, ys, log_p = frame.density
-        if density_mode == "heatmap":
-            traces.append(dict(type="heatmap", z=_f32(np.exp(log_p))))
-        else:
+        if density_mode != "heatmap":  # a heatmap is a layout image per frame (em_animation_figure)
             top = float(log_p.max())
             x, y = contour_paths(xs, ys, log_p, np.arange(top - CONTOUR_NATS, top, 1.0))
             traces.append(dict(type="scatter", x=_f32(x), y=_f32(y)))
@@ -305,11 +305,12 @@ def em_animation_figure(
         animated.append(len(traces))
         traces.append({**values, **style})
 
+    images = None  # per frame, p(x) as a layout image: a frame swaps it without redrawing the figure
     if "density" in views and first.density is not None:
-        xs, ys, _ = first.density
         if density_mode == "heatmap":
-            add(next(start), x=xs, y=ys, colorscale=density_colorscale(), showscale=True, hoverinfo="skip",
-                name="p(x)", zsmooth="best", colorbar=dict(title=dict(text="p(x)"), thickness=12, len=0.6, x=0.6))
+            top = max(float(np.exp(f.density[2].max())) for f in frames)  # one scale for every iteration
+            images = [density_image(*f.density[:2], np.exp(f.density[2]), top) for f in frames]
+            traces.append(colorbar_trace(top, "p(x)", thickness=12, len=0.6, x=0.6))
         else:
             add(next(start), mode="lines", line=dict(color=PALETTE["model"], width=1.2), opacity=0.55,
                 hoverinfo="skip", name="log p(x), 1 nat apart")
@@ -344,10 +345,9 @@ def em_animation_figure(
                            marker=dict(symbol="star", size=16, color=PALETTE["truth"]), **right))
     add(next(start), mode="markers", name="shown iteration", showlegend=False,
         marker=dict(size=13, color=PALETTE["model"], line=dict(width=2, color="white")), **right)
-    redraw = "density" in views and first.density is not None and density_mode == "heatmap"
     names = [str(f.iteration) for f in frames]
     fig.update_layout(animation_controls(names, [_label(f, converged_at) for f in frames], frame_ms=frame_ms,
-                                         redraw=redraw, prefix="EM iteration "))
+                                         prefix="EM iteration "))
     if xlim is None or ylim is None:
         xlim, ylim = plot_limits(X)
     fig.update_xaxes(range=list(xlim), constrain="domain", title_text=X_TITLE, row=1, col=1)
@@ -372,6 +372,10 @@ def em_animation_figure(
     )
     frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K))
               for name, f in zip(names, frames, strict=True)]
+    if images is not None:
+        fig.update_layout(images=[images[0]])
+        for frame, image in zip(frames, images, strict=True):
+            frame["layout"] = dict(images=[image])
     return with_frames(go.Figure(data=traces, layout=fig.layout, _validate=False), frames)
 
 
