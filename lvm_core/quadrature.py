@@ -275,7 +275,9 @@ class _NodeParams:
         if todo:
             miss_z = torch.cat([z[i][miss] for i, _, miss in todo])  # (nodes, 1, d)
             counts = [int(miss.sum()) for _, _, miss in todo]
-            decoded = [p.split(counts) for p in self.model.likelihood_params(miss_z)]
+            # in chunks of EVAL_CHUNK nodes: a block's nodes at once would hold a wide network's activations for all
+            decoded = zip(*[self.model.likelihood_params(c) for c in miss_z.split(EVAL_CHUNK)], strict=True)
+            decoded = [torch.cat(p).split(counts) for p in decoded]
             for j, (i, parents, miss) in enumerate(todo):
                 fresh = tuple(p[j] for p in decoded)
                 if parents:
