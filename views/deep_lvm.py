@@ -37,7 +37,7 @@ from ui.sidebar import page_seed
 DATA = DataKeys("dl")
 DATA_KINDS = {"points": "2-D points", "digits": "Handwritten digits"}
 MAX_RUNS = 4  # runs kept for the overlay
-# A trained model's posteriors are thin (that is how it beats a finite mixture), so its exact p(x) costs ~0.06 s per
+# A trained model's posteriors are thin (that is how it beats a finite mixture), so its exact p(x) costs ~0.03 s per
 # point: the live curve scores LIVE_POINTS held-out points on fixed per-point grids (an approximation, said on the
 # chart), the results score the first SCORED_POINTS exactly (all on request), and the density picture comes from one
 # shared grid of PICTURE_Z_NODES per latent axis (about 1% from the exact relative density, benchmarks/README.md).
@@ -270,8 +270,8 @@ def results(trained: state.TrainedLVM) -> None:
     X_tr, X_te = trained.data.train, trained.data.test
     cfg = trained.config
     every = st.toggle(f"Score all {len(X_te):,} held-out points exactly", key="dl_score_all", bind="query-params",
-                      help=f"By default the first {SCORED_POINTS}: a trained model's exact p(x) costs about 0.06 s "
-                           "per point (its posteriors are thin), so all of them take about a minute.")
+                      help=f"By default the first {SCORED_POINTS}: a trained model's exact p(x) costs about 0.03 s "
+                           "per point (its posteriors are thin), so all of them take about half a minute.")
     X_eval = X_te if every else X_te[:SCORED_POINTS]
     held = exact_held_out(model_bytes, X_eval)
     baselines = mixture_baselines(X_tr, X_eval, cfg.get("seed", 0))
