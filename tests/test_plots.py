@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 
 from lvm_core.gmm import sample_mixture_1d
-from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, style_figure
+from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, density_image, style_figure
 from lvm_core.plots.home import mixture_1d_figure
 
 HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -40,6 +40,19 @@ def test_density_colorscale_is_a_valid_plotly_scale_with_transparent_floor():
     assert "rgba" in stops[0][1] and stops[0][1].replace(" ", "").endswith(",0)")
     go.Figure(go.Heatmap(z=[[0, 1], [2, 3]], colorscale=stops))  # plotly validates the stops
     assert "rgba" not in density_colorscale(fade_low=False)[0][1]
+
+
+def test_density_image_with_nothing_to_show_is_transparent_not_an_error():
+    import base64
+    import io
+
+    from PIL import Image
+
+    xs, ys = np.linspace(0, 1, 4), np.linspace(0, 2, 3)
+    for density, top in ((np.zeros((3, 4)), 0.0), (np.full((3, 4), np.nan), 1.0)):
+        source = density_image(xs, ys, density, top)["source"]
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGBA"))
+        assert pixels.shape == (3, 4, 4) and (pixels[..., 3] == 0).all()
 
 
 def test_style_figure_sets_axis_titles_legend_and_height():

@@ -67,7 +67,8 @@ def density_image(xs: np.ndarray, ys: np.ndarray, density: np.ndarray, top: floa
                      [*map(float, re.findall(r"[\d.]+", c)), 1.0][:4] for _, c in stops])  # (stops, 4)
     rgba[:, 3] *= 255
     lut = np.stack([np.interp(np.linspace(0, 1, levels), positions, channel) for channel in rgba.T], -1)
-    index = np.clip(np.asarray(density, dtype=float) / top * (levels - 1), 0, levels - 1).round().astype(int)
+    scale = (levels - 1) / top if top > 0 else 0.0  # nothing to show: every pixel takes the transparent first colour
+    index = np.clip(np.nan_to_num(np.asarray(density, dtype=float) * scale), 0, levels - 1).round().astype(int)
     pixels = lut.round().astype(np.uint8)[index[::-1]]  # (ny, nx, 4): an image's first row is its top
     png = io.BytesIO()
     Image.fromarray(pixels, "RGBA").save(png, format="PNG")
