@@ -16,7 +16,9 @@ Two grids, one answer (``integrate_log_marginal``):
   point's own posterior moments: the fallback for the points the lattice gives up on (mass beyond the pilot box,
   windows beyond MAX_WINDOW_NODES), and the grid behind expectations under q (``estimators.quadrature_elbo``).
 
-Both ask the model only for ``log_joint(x, z)``, broadcasting z (n, 1, d) or (n, batch, d) against x (batch, D).
+Both ask the model for ``log_joint(x, z)``, broadcasting z (n, 1, d) or (n, batch, d) against x (batch, D). The
+lattice, for a model that has them, computes the same sum as log_prior(z) + log_likelihood_given(x, params) with
+params = likelihood_params(z) per tile, kept so that finer lattices reuse them at the nodes they share.
 Like any grid, both can miss a mode of p(z|x) so narrow that every pilot node near it lies below another mode's
 window (the per-point grid's search shares that blind spot); the pilot's spacing, 0.3125, sets how narrow. And the
 halving and offset tests are evidence, not proof: measured against float64 references (two moons, a sharpened two
