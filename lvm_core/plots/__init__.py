@@ -6,10 +6,15 @@ two estimators stay distinct for viewers with deuteranopia or protanopia (tests/
 Figures set no template or background: st.plotly_chart's Streamlit theme follows the viewer's light or dark mode.
 """
 
+import base64
+import io
 import math
+import re
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
+from plotly.colors import hex_to_rgb
 
 PALETTE = {
     "data": "#868E96",  # observed points and histograms of samples
@@ -54,13 +59,6 @@ def density_image(xs: np.ndarray, ys: np.ndarray, density: np.ndarray, top: floa
     animation frame can swap a layout image without redrawing the figure, which a heatmap trace cannot: the browser
     scales the image smoothly, as a heatmap's zsmooth="best" does. Pair it with colorbar_trace(top) for the scale.
     """
-    import base64
-    import io
-    import re
-
-    from PIL import Image
-    from plotly.colors import hex_to_rgb
-
     stops = density_colorscale()
     positions = np.array([float(pos) for pos, _ in stops])
     rgba = np.array([[*hex_to_rgb(c), 1.0] if c.startswith("#") else
