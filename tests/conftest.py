@@ -5,6 +5,7 @@ import base64
 import concurrent.futures
 import contextlib
 import functools
+import io
 import json
 import os
 import shutil
@@ -139,6 +140,15 @@ def plotly_array(value) -> np.ndarray:
     if isinstance(value, dict):
         return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
     return np.asarray(value, dtype=float)
+
+
+def png_pixels(source: str) -> np.ndarray:
+    """a data-URI PNG (a plotly layout image's source) as (rows, cols, 4) uint8, its first row the image's top"""
+    from PIL import Image
+
+    head = "data:image/png;base64,"
+    assert source.startswith(head)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source[len(head):]))).convert("RGBA"))
 
 
 @pytest.fixture

@@ -43,15 +43,11 @@ def test_density_colorscale_is_a_valid_plotly_scale_with_transparent_floor():
 
 
 def test_density_image_with_nothing_to_show_is_transparent_not_an_error():
-    import base64
-    import io
-
-    from PIL import Image
+    from tests.conftest import png_pixels
 
     xs, ys = np.linspace(0, 1, 4), np.linspace(0, 2, 3)
     for density, top in ((np.zeros((3, 4)), 0.0), (np.full((3, 4), np.nan), 1.0)):
-        source = density_image(xs, ys, density, top)["source"]
-        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGBA"))
+        pixels = png_pixels(density_image(xs, ys, density, top)["source"])
         assert pixels.shape == (3, 4, 4) and (pixels[..., 3] == 0).all()
 
 

@@ -169,20 +169,10 @@ def figs_array(value):
     return plotly_array(value)
 
 
-def _png_pixels(source: str) -> np.ndarray:
-    """a data-URI PNG as (rows, cols, 4) uint8, its first row the image's top"""
-    import base64
-    import io
-
-    from PIL import Image
-
-    head = "data:image/png;base64,"
-    assert source.startswith(head)
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source[len(head):]))).convert("RGBA"))
-
-
 def test_em_animation_heatmap_is_a_layout_image_per_frame_and_plays_without_redraw(trajectory):
     from plotly.colors import sample_colorscale, unlabel_rgb
+
+    from tests.conftest import png_pixels
 
     X, trace = trajectory
     xlim, ylim = figs.plot_limits(X)
@@ -204,7 +194,7 @@ def test_em_animation_heatmap_is_a_layout_image_per_frame_and_plays_without_redr
     step = xs[1] - xs[0]
     assert image["x"] == pytest.approx(xs[0] - step / 2) and image["sizex"] == pytest.approx(20 * step)
     assert image["y"] == pytest.approx(ys[-1] + (ys[1] - ys[0]) / 2)  # the top edge: the image's first row
-    pixels = _png_pixels(image["source"])
+    pixels = png_pixels(image["source"])
     assert pixels.shape == (20, 20, 4)
     # each pixel is Viridis at p(x) / top, as plotly samples it (past the first stop, which fades to transparent)
     value = np.exp(log_p)[::-1] / top

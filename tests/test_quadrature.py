@@ -105,9 +105,9 @@ class BernoulliToy(torch.nn.Module):
         return torch.bernoulli(torch.sigmoid(self.logits(z)), generator=g)
 
 
-def _sharpened(seed: int = 1, dtype=torch.float64) -> MLPLVM:
+def _sharpened(seed: int = 1, dtype=torch.float64, cls=MLPLVM) -> MLPLVM:
     """An MLPLVM with a curvier mu(z) and a small sigma(z): posteriors 0.04-0.1 wide and bent, as after training."""
-    model = MLPLVM(latent_dim=2, data_dim=2, hidden=32, depth=2, min_scale=0.01, seed=seed, dtype=dtype)
+    model = cls(latent_dim=2, data_dim=2, hidden=32, depth=2, min_scale=0.01, seed=seed, dtype=dtype)
     with torch.no_grad():
         model.net[-1].weight.mul_(5.0)
         model.net[-1].bias[2:] -= 2.5  # the raw log-sigma outputs: sigma(z) shrinks towards min_scale
@@ -271,10 +271,7 @@ def test_a_finer_lattice_takes_the_nodes_it_shares_with_the_coarser_and_offset_l
 
 
 def test_reusing_the_decoder_changes_no_answer_and_saves_its_work():
-    model = CountingDecoder(latent_dim=2, data_dim=2, hidden=32, depth=2, min_scale=0.01, seed=3, dtype=torch.float64)
-    with torch.no_grad():  # sharpened as in _sharpened: posteriors that need several finer lattices
-        model.net[-1].weight.mul_(5.0)
-        model.net[-1].bias[2:] -= 2.5
+    model = _sharpened(seed=3, cls=CountingDecoder)  # posteriors that need several finer lattices
     x, _ = model.sample(40, generator=6)
     plain, on_plain = lattice_log_marginal(HiddenClosedForm(model), x)  # no likelihood_params: log_joint per tile
     every_node = model.nodes
