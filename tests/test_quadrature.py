@@ -353,3 +353,29 @@ def test_a_ridge_aliased_with_the_lattice_is_checked_on_the_offset_lattice():
     result = exact_marginal(model, x)
     assert result.method == (SHARED_GRID,) * 3
     assert (result.log_px[:2].double() - expected).abs().max().item() < TOL
+
+
+# ----------------------------------------------------------------------------------------------- a looser tolerance
+@pytest.mark.parametrize("tol", [1e-3, 1e-2])
+def test_a_looser_tolerance_stays_within_it_and_runs_the_decoder_on_fewer_nodes(tol):
+    model = _sharpened(seed=3, cls=CountingDecoder)  # posteriors that need several finer lattices at 1e-4
+    x, _ = model.sample(40, generator=6)
+    strict = exact_log_marginal(model, x)
+    strict_nodes, model.nodes = model.nodes, 0
+    loose = exact_log_marginal(model, x, tol=tol)
+    assert (loose - strict).abs().max().item() < tol
+    assert model.nodes < 0.95 * strict_nodes  # measured: 0.82x at 1e-3, 0.68x at 1e-2
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_a_looser_tolerance_matches_the_linear_closed_form_within_it(d):
+    model, x = _linear_cases(d, 0.05)
+    got = exact_log_marginal(HiddenClosedForm(model), x, tol=1e-2)
+    assert (got - model.closed_form_log_marginal(x)).abs().max().item() < 1e-2
+
+
+@pytest.mark.parametrize("tol", [0.0, -1e-3, math.nan, math.inf])
+def test_a_tolerance_that_is_not_a_positive_number_is_refused_with_a_message(tol):
+    model = MLPLVM(latent_dim=2, data_dim=2, hidden=8)
+    with pytest.raises(ValueError, match="tol must be a positive number"):
+        exact_marginal(model, torch.zeros(2, 2), tol=tol)
