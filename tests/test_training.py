@@ -173,6 +173,25 @@ def test_iwae_training_run_keeps_an_encoder_and_finite_bounds():
     assert history.eval_steps == [0, 30, 60] and all(math.isfinite(v) for v in history.eval_log_lik)
 
 
+def test_held_out_scores_during_a_run_use_the_tolerance_asked_for(monkeypatch):
+    import lvm_core.training as training
+
+    X, X_test = _moons(200, 40)
+    asked = []
+    real = training.exact_log_marginal
+
+    def spy(model, X, resolution=None, tol=None):
+        asked.append(tol)
+        return real(model, X, resolution, tol)
+
+    monkeypatch.setattr(training, "exact_log_marginal", spy)
+    history = train_lvm(MLPLVM(latent_dim=2, hidden=16, seed=0), X, steps=20, seed=0, eval_X=X_test, eval_every=10,
+                        eval_tol=1e-2)
+    assert asked == [1e-2] * 3 and len(history.eval_log_lik) == 3
+    held_out_log_lik(MLPLVM(latent_dim=2, hidden=16, seed=0), X_test)
+    assert asked[-1] == 1e-4  # the default: the promise of exact_log_marginal
+
+
 def test_an_exploding_bound_stops_the_run_and_restores_the_last_good_weights():
     # finite but absurd: the bound falls far below its best (an exploding loss), not NaN
     X, _ = _moons(200, 10)
