@@ -17,7 +17,9 @@ import io
 import math
 import pickle
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -224,8 +226,10 @@ def train_lvm(model, X, objective: str = "iwae", k: int = 8, steps: int = 6000, 
     (benchmarks/results/deep.md, digits.md). "local" runs an inner loop per step: give it a few hundred steps.
 
     X: (n, data_dim) training points; eval_X: (m, data_dim) held-out points, scored exactly every ``eval_every``
-    steps, to ``eval_tol`` nats per point (a looser tolerance is quicker, e.g. 1e-2 for a live curve). "local" keeps one
-    phi_i per training point (warm-started across visits) and runs ``inner_steps`` Adam steps on it per visit.
+    steps, to ``eval_tol`` nats per point (a looser tolerance is quicker, e.g. 1e-2 for a live curve), in a worker
+    thread while training goes on: the callback sees each score once it has finished, and the history holds them all
+    when the run returns (an interrupted run drops those still running). "local" keeps one phi_i per training point
+    (warm-started across visits) and runs ``inner_steps`` Adam steps on it per visit.
     ``warmup`` > 0 ramps the weight of log p(z) - log q(z) linearly from 0 to 1 over the first ``warmup`` steps (KL
     warm-up, at most a quarter of the run); ``history.bound`` always records the true bound (beta = 1).
     Every random draw (minibatches, the reparameterised noise, the inner loop's) comes from one generator made from
@@ -267,18 +271,30 @@ def train_lvm(model, X, objective: str = "iwae", k: int = 8, steps: int = 6000, 
     good = (_snapshot(model), _snapshot(encoder))  # the last weights known to give a finite, sane bound
     best_window = best_bound = -math.inf
 
-    def consider_best(step: int, value: float) -> None:
+    def consider_best(step: int, value: float, states: tuple | None = None) -> None:
         if value > history.best_value:
             history.best_step, history.best_value = step, value
-            history.best_state, history.best_encoder_state = _snapshot(model), _snapshot(encoder)
+            history.best_state, history.best_encoder_state = states or (_snapshot(model), _snapshot(encoder))
+
+    # held-out scores run in one worker thread on a frozen copy of their step's weights, so training goes on meanwhile
+    # (on two cores the scores then cost the run almost no time); they are recorded in step order
+    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="held-out") if eval_X is not None else None
+    pending: deque = deque()  # (step, future, the step's (model, encoder) states)
 
     def evaluate(step: int) -> None:
-        model.eval()
-        value = held_out_log_lik(model, eval_X, tol=eval_tol)
-        history.eval_steps.append(step)
-        history.eval_log_lik.append(value)
-        if math.isfinite(value) and step > 0:  # the initial theta is drawn for reference, never kept as "best"
-            consider_best(step, value)
+        frozen = copy.deepcopy(model).eval()
+        pending.append((step, scorer.submit(held_out_log_lik, frozen, eval_X, tol=eval_tol),
+                        (_snapshot(model), _snapshot(encoder))))
+
+    def collect(wait: bool) -> None:
+        """Record the scores that have finished (all of them when wait), oldest first."""
+        while pending and (wait or pending[0][1].done()):
+            step, future, states = pending.popleft()
+            value = future.result()
+            history.eval_steps.append(step)
+            history.eval_log_lik.append(value)
+            if math.isfinite(value) and step > 0:  # the initial theta is drawn for reference, never kept as "best"
+                consider_best(step, value, states)
 
     start = time.perf_counter()
     try:
@@ -326,18 +342,23 @@ def train_lvm(model, X, objective: str = "iwae", k: int = 8, steps: int = 6000, 
                     consider_best(step + 1, window)
             if eval_X is not None and eval_every and (step + 1) % eval_every == 0:
                 evaluate(step + 1)
-                model.train()
+            if pending:
+                collect(wait=False)
             if callback is not None and callback(history):
                 history.stopped = True
                 break
         else:
             history.finished = True
-        if eval_X is not None and history.finished and (not history.eval_steps or history.eval_steps[-1] != steps):
+        scored = [s for s, _, _ in pending] + history.eval_steps
+        if eval_X is not None and history.finished and (not scored or max(scored) != steps):
             evaluate(steps)
+        collect(wait=True)
     except BaseException:
         history.stopped = True  # interrupted (e.g. a Stop button's rerun): keep the best so far, then re-raise
         raise
     finally:
+        if scorer is not None:  # an interrupted run does not wait for its scores: they are dropped
+            scorer.shutdown(wait=False, cancel_futures=True)
         history.seconds = time.perf_counter() - start
         if history.best_state is None:  # too short to judge: the final (or last good) weights are the best known
             consider_best(history.steps_done, history.bound[-1] if history.bound else -math.inf)

@@ -192,6 +192,66 @@ def test_held_out_scores_during_a_run_use_the_tolerance_asked_for(monkeypatch):
     assert asked[-1] == 1e-4  # the default: the promise of exact_log_marginal
 
 
+def _slow_scores(monkeypatch, seconds: float):
+    """Held-out scores that take ``seconds`` longer, so that a run outpaces them."""
+    import time
+
+    import lvm_core.training as training
+
+    real = training.held_out_log_lik
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "held_out_log_lik", slow)
+
+
+def test_held_out_scores_run_beside_training_and_keep_the_weights_of_their_own_step(monkeypatch):
+    _slow_scores(monkeypatch, 0.3)
+    X, X_test = _moons(200, 40)
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+    weights, seen = {}, []
+
+    def watch(history):
+        if history.steps_done % 10 == 0:
+            weights[history.steps_done] = {k: v.clone() for k, v in model.state_dict().items()}
+        seen.append((history.steps_done, list(history.eval_steps)))
+        return False
+
+    history = train_lvm(model, X, steps=40, seed=0, callback=watch, eval_X=X_test, eval_every=10)
+    # training went on while a score ran: some step saw its own score still missing
+    assert any(steps >= 10 and (not scored or scored[-1] < steps - steps % 10) for steps, scored in seen)
+    assert history.eval_steps == [0, 10, 20, 30, 40]  # all of them, in step order, when the run returns
+    for step, value in zip(history.eval_steps[1:], history.eval_log_lik[1:], strict=True):  # each its own weights
+        frozen = MLPLVM(latent_dim=2, hidden=16, seed=0)
+        frozen.load_state_dict(weights[step])
+        assert held_out_log_lik(frozen.eval(), X_test) == value
+    assert history.best_value == max(history.eval_log_lik[1:])
+    best = weights[history.best_step]
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())  # that step's weights, not later ones
+    assert held_out_log_lik(model, X_test) == pytest.approx(history.best_value, abs=1e-6)
+
+
+def test_an_interrupted_run_does_not_wait_for_its_held_out_scores(monkeypatch):
+    import time
+
+    _slow_scores(monkeypatch, 2.0)
+    X, X_test = _moons(200, 40)
+    model = MLPLVM(latent_dim=2, hidden=16, seed=0)
+
+    def stop_button(history):  # Streamlit's Stop interrupts the script with an exception
+        if history.steps_done == 12:
+            raise KeyboardInterrupt
+        return False
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        train_lvm(model, X, steps=40, seed=0, callback=stop_button, eval_X=X_test, eval_every=10)
+    assert time.perf_counter() - start < 1.5  # two scores of 2 s each were still pending
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
 def test_an_exploding_bound_stops_the_run_and_restores_the_last_good_weights():
     # finite but absurd: the bound falls far below its best (an exploding loss), not NaN
     X, _ = _moons(200, 10)
