@@ -24,7 +24,9 @@ def test_mixture_figure_layers_click_grid_data_density_ellipses_means_point(fitt
         clicks=click_grid(xlim, ylim, 10), point=np.array([0.0, 0.0]), xlim=xlim, ylim=ylim,
     )  # fmt: skip
     data = fig.data
-    assert data[figs.TRACE_GRID].name == "click grid" and data[figs.TRACE_GRID].marker.opacity == 0
+    grid = data[figs.TRACE_GRID]
+    # invisible, and one marker drawn of all it catches clicks at
+    assert grid.name == "click grid" and grid.marker.opacity == 0 and grid.marker.maxdisplayed == 1
     assert len(data[figs.TRACE_GRID].x) == 100
     assert len(data[figs.TRACE_DATA].x) == len(X)
     assert [t.type for t in data].count("contour") == 1

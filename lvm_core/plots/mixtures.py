@@ -53,6 +53,16 @@ def blend_colors(resp: np.ndarray) -> list[str]:
     return ["#" + hexes[i : i + 6] for i in range(0, len(hexes), 6)]
 
 
+def _click_grid(clicks: np.ndarray) -> dict:
+    """Invisible click targets at clicks (m, 2): plotly reports a click on empty space as one on the nearest of them.
+
+    Transparent markers, of which plotly draws one (maxdisplayed) while it hovers and selects on all of them: m
+    drawn markers would be m invisible elements in the page that every animation frame restyles and repaints."""
+    return dict(type="scatter", x=clicks[:, 0], y=clicks[:, 1], mode="markers",
+                marker=dict(size=9, opacity=0.0, color=PALETTE["data"], maxdisplayed=1), hoverinfo="none",
+                showlegend=False, name="click grid")
+
+
 def _density_traces(grid, mode: str) -> list[dict]:
     """p(x) on a grid (xs, ys, log_p) as a faded heatmap or as contours of log p; no hover, so clicks pass through."""
     if grid is None or mode == "none":
@@ -114,18 +124,7 @@ def mixture_figure(
     """
     traces: list[dict] = []
     if clicks is not None:
-        traces.append(
-            dict(
-                type="scatter",
-                x=clicks[:, 0],
-                y=clicks[:, 1],
-                mode="markers",
-                marker=dict(size=9, opacity=0.0, color=PALETTE["data"]),
-                hoverinfo="none",
-                showlegend=False,
-                name="click grid",
-            )
-        )
+        traces.append(_click_grid(clicks))
     colors = blend_colors(resp) if resp is not None else PALETTE["data"]
     hover = "(%{x:.2f}, %{y:.2f})<extra></extra>"
     if resp is not None:
@@ -285,9 +284,7 @@ def em_animation_figure(
     traces: list[dict] = []
     animated: list[int] = []  # indices of the traces the frames update
     if clicks is not None:
-        traces.append(dict(type="scatter", x=clicks[:, 0], y=clicks[:, 1], mode="markers",
-                           marker=dict(size=9, opacity=0.0, color=PALETTE["data"]), hoverinfo="none",
-                           showlegend=False, name="click grid"))
+        traces.append(_click_grid(clicks))
     colored = "responsibilities" in views
     marker = dict(size=5 if len(X) > 1500 else 6, color=PALETTE["data"])  # no outline: half the drawing per frame
     data = dict(type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl", x=X[:, 0], y=X[:, 1], mode="markers",
