@@ -282,9 +282,9 @@ def train_lvm(model, X, objective: str = "iwae", k: int = 8, steps: int = 6000, 
     pending: deque = deque()  # (step, future, the step's (model, encoder) states)
 
     def evaluate(step: int) -> None:
-        frozen = copy.deepcopy(model).eval()
+        frozen = copy.deepcopy(model).eval()  # never changed again: its weights are the step's, kept if it is best
         pending.append((step, scorer.submit(held_out_log_lik, frozen, eval_X, tol=eval_tol),
-                        (_snapshot(model), _snapshot(encoder))))
+                        (frozen.state_dict(), _snapshot(encoder))))
 
     def collect(wait: bool) -> None:
         """Record the scores that have finished (all of them when wait), oldest first."""
