@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 
 from lvm_core.gmm import sample_mixture_1d
-from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, density_image, style_figure
+from lvm_core.plots import COMPONENTS, PALETTE, density_colorscale, density_image, points_image, style_figure
 from lvm_core.plots.home import mixture_1d_figure
 
 HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -49,6 +49,25 @@ def test_density_image_with_nothing_to_show_is_transparent_not_an_error():
     for density, top in ((np.zeros((3, 4)), 0.0), (np.full((3, 4), np.nan), 1.0)):
         pixels = png_pixels(density_image(xs, ys, density, top)["source"])
         assert pixels.shape == (3, 4, 4) and (pixels[..., 3] == 0).all()
+
+
+def test_points_image_draws_each_point_as_a_disc_of_its_colour_where_it_lies():
+    from tests.conftest import png_pixels
+
+    X = np.array([[0.0, 0.0], [1.0, 0.5], [0.05, 0.0], [-1.9, -0.9]])
+    rgb = np.array([[230, 20, 20], [20, 20, 230], [20, 200, 20], [200, 200, 20]], dtype=np.uint8)
+    image = points_image(X, rgb, (-2.0, 2.0), (-1.0, 1.0), radius=0.01, width=400)
+    assert (image["xref"], image["yref"], image["layer"], image["sizing"]) == ("x", "y", "below", "stretch")
+    assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (-2.0, 1.0, 4.0, 2.0)  # the top-left corner
+    pixels = png_pixels(image["source"])
+    assert pixels.shape == (200, 400, 4)  # as tall as the ranges' aspect asks
+    # pixel (row, col) of z: col = (x + 2) / 4 * 400, row = (1 - y) / 2 * 200; the disc's radius is 4 pixels
+    np.testing.assert_allclose(pixels[50, 300], [20, 20, 230, 255], atol=6)  # (1, 0.5)
+    np.testing.assert_allclose(pixels[100, 205], [20, 200, 20, 255], atol=6)  # a later point covers an earlier one
+    np.testing.assert_allclose(pixels[100, 197], [230, 20, 20, 255], atol=6)  # (0, 0), beside it
+    np.testing.assert_allclose(pixels[190, 10], [200, 200, 20, 255], atol=6)  # (-1.9, -0.9), near the bottom left
+    assert pixels[100, 100, 3] == 0 and pixels[0, 0, 3] == 0  # nothing drawn: transparent
+    assert (pixels[..., 3] > 0).sum() < 4 * np.pi * 5.0**2  # four discs, nothing else
 
 
 def test_style_figure_sets_axis_titles_legend_and_height():

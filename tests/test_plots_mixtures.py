@@ -207,6 +207,40 @@ def test_em_animation_heatmap_is_a_layout_image_per_frame_and_plays_without_redr
     assert (pixels[shown][:, 3] == 255).all() and (pixels[value < 1e-3][:, 3] < 5).all()
 
 
+@pytest.mark.parametrize("density_mode", ["contours", "heatmap"])
+def test_em_animation_of_many_points_draws_them_in_an_image_per_frame(trajectory, monkeypatch, density_mode):
+    from tests.conftest import png_pixels
+
+    monkeypatch.setattr(figs, "IMAGE_POINTS_ABOVE", 100)  # the 300 points of the trajectory count as many
+    X, trace = trajectory
+    xlim, ylim = figs.plot_limits(X)
+    frames = gmm.em_frames(trace, X, [0, 2, trace.n_iter], xlim, ylim, density_n=20)
+    spec = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at, density_mode=density_mode,
+                                    clicks=click_grid(xlim, ylim, 10), xlim=xlim, ylim=ylim).to_dict()
+    data, out = spec["data"], spec["frames"]
+    points = data[figs.TRACE_DATA]
+    # the data trace stays for hover, clicks and selections, draws one transparent marker and is not animated
+    assert points["marker"]["opacity"] == 0 and points["marker"]["maxdisplayed"] == 1
+    assert figs.TRACE_DATA not in out[0]["traces"] and points["marker"]["color"] == PALETTE["data"]
+    legend = data[figs.TRACE_DATA + 1]  # its legend entry, in the data's colour
+    assert legend["name"] == points["name"] and legend["marker"]["color"] == PALETTE["data"]
+    n_images = 2 if density_mode == "heatmap" else 1  # p(x) under the points
+    assert spec["layout"]["images"] == out[0]["layout"]["images"] and all(
+        len(f["layout"]["images"]) == n_images for f in out)
+    # the point farthest from all others, at its pixel, in each frame its blend of the components' colours
+    gaps = np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(len(X)) * 1e9
+    j = int(gaps.min(1).argmax())
+    for f, frame in zip(out, frames, strict=True):
+        image = f["layout"]["images"][-1]
+        assert (image["x"], image["y"]) == (xlim[0], ylim[1])
+        pixels = png_pixels(image["source"])
+        rows, cols = pixels.shape[:2]
+        col = round((X[j, 0] - xlim[0]) / (xlim[1] - xlim[0]) * cols)
+        row = round((ylim[1] - X[j, 1]) / (ylim[1] - ylim[0]) * rows)
+        np.testing.assert_allclose(pixels[row, col, :3], figs.blend_rgb(frame.responsibilities)[j], atol=8)
+        assert pixels[row, col, 3] == 255
+
+
 def test_generative_animation_draws_one_more_sample_per_frame_and_opens_on_all(fitted):
     X, g = fitted
     x, k = gmm.sample_generative(g, 200, seed=1)

@@ -68,12 +68,49 @@ def density_image(xs: np.ndarray, ys: np.ndarray, density: np.ndarray, top: floa
     scale = (levels - 1) / top if top > 0 else 0.0  # nothing to show: every pixel takes the transparent first colour
     index = np.clip(np.nan_to_num(np.asarray(density, dtype=float) * scale), 0, levels - 1).round().astype(int)
     pixels = lut.round().astype(np.uint8)[index[::-1]]  # (ny, nx, 4): an image's first row is its top
-    png = io.BytesIO()
-    Image.fromarray(pixels, "RGBA").save(png, format="PNG")
     dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+    return _layout_image(Image.fromarray(pixels, "RGBA"), (xs[0] - dx / 2, xs[-1] + dx / 2),
+                         (ys[0] - dy / 2, ys[-1] + dy / 2))
+
+
+def points_image(X: np.ndarray, rgb: np.ndarray, xlim, ylim, radius: float = 0.005, width: int = 800) -> dict:
+    """Points as discs in their own colours, as a plotly layout image over xlim x ylim under the traces: an animation
+    frame swaps one image where recolouring markers restyles each point in the page.
+
+    X (n, 2) in data units; rgb (n, 3) uint8; radius: a fraction of the image's width (0.005: the 6-pixel markers of a
+    ~600-pixel plot). The image is ``width`` pixels wide, as tall as the ranges' aspect asks (an equal-aspect plot
+    keeps the discs round), drawn at twice that and halved for smooth edges; later points cover earlier ones, as
+    markers do.
+    """
+    (x0, x1), (y0, y1) = xlim, ylim
+    s = 2  # supersampling
+    w = width * s
+    h = max(1, round(w * (y1 - y0) / (x1 - x0)))
+    r = radius * w
+    reach = int(np.ceil(r))
+    dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    inside = dx**2 + dy**2 <= r**2
+    dy, dx = dy[inside], dx[inside]  # (m,) pixel offsets of a disc
+    cols = np.round((np.asarray(X[:, 0], dtype=float) - x0) / (x1 - x0) * w)[:, None].astype(int) + dx
+    rows = np.round((y1 - np.asarray(X[:, 1], dtype=float)) / (y1 - y0) * h)[:, None].astype(int) + dy
+    ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)  # (n, m)
+    canvas = np.zeros((h, w, 4), dtype=np.uint8)
+    colour = np.concatenate([np.asarray(rgb, dtype=np.uint8), np.full((len(X), 1), 255, np.uint8)], 1)  # (n, 4)
+    # numpy assigns repeated indices in order, so a later point's pixels win
+    canvas[rows[ok], cols[ok]] = np.broadcast_to(colour[:, None, :], (*ok.shape, 4))[ok]
+    # halved through premultiplied alpha, so edges fade to transparent rather than to black; then 256 colours, a third
+    # of the bytes per frame
+    image = Image.fromarray(canvas, "RGBA").convert("RGBa").resize((width, max(1, h // s)), Image.BOX).convert("RGBA")
+    return _layout_image(image.quantize(256, method=Image.Quantize.FASTOCTREE), (x0, x1), (y0, y1))
+
+
+def _layout_image(image: Image.Image, xlim, ylim) -> dict:
+    """A PIL image as a plotly layout image stretched over xlim x ylim (data units), under the traces."""
+    png = io.BytesIO()
+    image.save(png, format="PNG")
     return dict(source="data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii"), xref="x",
-                yref="y", x=float(xs[0] - dx / 2), y=float(ys[-1] + dy / 2), sizex=float(dx * len(xs)),
-                sizey=float(dy * len(ys)), sizing="stretch", xanchor="left", yanchor="top", layer="below")
+                yref="y", x=float(xlim[0]), y=float(ylim[1]), sizex=float(xlim[1] - xlim[0]),
+                sizey=float(ylim[1] - ylim[0]), sizing="stretch", xanchor="left", yanchor="top", layer="below")
 
 
 def colorbar_trace(top: float, title: str, **colorbar) -> dict:

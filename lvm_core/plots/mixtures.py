@@ -17,6 +17,7 @@ from lvm_core.plots import (
     density_colorscale,
     density_image,
     latex_number,
+    points_image,
     style_figure,
     text_number,
     with_frames,
@@ -26,6 +27,9 @@ X_TITLE, Y_TITLE = "x₁", "x₂"
 TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure and em_animation_figure with a click grid (the page
 # reads them to tell a click on a data point from a click on empty space)
 WEBGL_ABOVE = 5000  # more data points than this are drawn with WebGL
+# an EM animation with more data points than this draws them in a layout image per frame: recolouring each marker in
+# the page costs a frame ~1 ms per 20 points (2,000 points: 13 fps), swapping an image costs the same for any number
+IMAGE_POINTS_ABOVE = 1000
 CONTOUR_NATS = 9  # contour lines of log p(x) every nat, from the peak down this many nats
 
 
@@ -43,13 +47,17 @@ def plot_limits(X: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], 
     return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
 
 
-def blend_colors(resp: np.ndarray) -> list[str]:
-    """Each point's colour: the component colours mixed by its responsibilities resp (n, K) -> n "#rrggbb" strings
-    (the shortest colour plotly reads: an animation sends one per point per frame)."""
+def blend_rgb(resp: np.ndarray) -> np.ndarray:
+    """Each point's colour: the component colours mixed by its responsibilities resp (n, K) -> (n, 3) uint8 RGB."""
     K = resp.shape[1]
     rgb = np.array([hex_to_rgb(component_color(k)) for k in range(K)], dtype=float)  # (K, 3)
-    mixed = np.clip(resp @ rgb, 0, 255).round().astype(np.uint8)  # (n, 3)
-    hexes = mixed.tobytes().hex()  # 6 hex digits per point
+    return np.clip(resp @ rgb, 0, 255).round().astype(np.uint8)
+
+
+def blend_colors(resp: np.ndarray) -> list[str]:
+    """blend_rgb as n "#rrggbb" strings (the shortest colour plotly reads: an animation sends one per point per
+    frame)."""
+    hexes = blend_rgb(resp).tobytes().hex()  # 6 hex digits per point
     return ["#" + hexes[i : i + 6] for i in range(0, len(hexes), 6)]
 
 
@@ -224,7 +232,7 @@ def _f32(a) -> np.ndarray:
 def _em_traces(frame, X, views: set, density_mode: str, K: int) -> list[dict]:
     """The traces one EM frame changes, in a fixed order (em_animation_figure's frames update them by index)."""
     traces = []
-    if "responsibilities" in views:
+    if "responsibilities" in views and len(X) <= IMAGE_POINTS_ABOVE:  # more: in the frame's image instead
         traces.append(dict(type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl",
                            marker=dict(color=blend_colors(frame.responsibilities)),
                            customdata=frame.responsibilities.argmax(1) + 1))
@@ -279,6 +287,8 @@ def em_animation_figure(
     views = set(views)
     first = frames[0]
     K = first.means.shape[0]
+    if xlim is None or ylim is None:
+        xlim, ylim = plot_limits(X)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.13)
     start = iter(_em_traces(first, X, views, density_mode, K))  # the first frame's values, in the frames' order
     traces: list[dict] = []
@@ -291,22 +301,35 @@ def em_animation_figure(
                 name="data (colour: p(z | x))" if colored else "data", marker=marker,
                 hovertemplate="(%{x:.2f}, %{y:.2f})" + ("<br>most likely component: %{customdata}" if colored else "")
                 + "<extra></extra>")
-    if colored:
+    images: list[list[dict]] = [[] for _ in frames]  # per frame, layout images: swapped without a redraw
+    as_image = colored and len(X) > IMAGE_POINTS_ABOVE
+    if as_image:
+        # the points are drawn in each frame's image; the trace stays for hover, clicks and selections, drawing one
+        # transparent marker of them all (its hover cannot follow the frames: no component named there)
+        marker.update(opacity=0.0, maxdisplayed=1)
+        data.update(showlegend=False, hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>")
+        for image, f in zip(images, frames, strict=True):
+            image.append(points_image(X, blend_rgb(f.responsibilities), xlim, ylim,
+                                      radius=0.004 if len(X) > 1500 else 0.005))
+    elif colored:
         values = next(start)
         marker["color"] = values["marker"]["color"]
         data["customdata"] = values["customdata"]
         animated.append(len(traces))
     traces.append(data)
+    if as_image:  # the legend's entry for the points
+        traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=data["name"], hoverinfo="skip",
+                           marker=dict(size=marker["size"], color=PALETTE["data"])))
 
     def add(values: dict, **style) -> None:
         animated.append(len(traces))
         traces.append({**values, **style})
 
-    images = None  # per frame, p(x) as a layout image: a frame swaps it without redrawing the figure
     if "density" in views and first.density is not None:
-        if density_mode == "heatmap":
+        if density_mode == "heatmap":  # p(x) as a layout image per frame, under the points' image
             top = max(float(np.exp(f.density[2].max())) for f in frames)  # one scale for every iteration
-            images = [density_image(*f.density[:2], np.exp(f.density[2]), top) for f in frames]
+            for image, f in zip(images, frames, strict=True):
+                image.insert(0, density_image(*f.density[:2], np.exp(f.density[2]), top))
             traces.append(colorbar_trace(top, "p(x)", thickness=12, len=0.6, x=0.6))
         else:
             add(next(start), mode="lines", line=dict(color=PALETTE["model"], width=1.2), opacity=0.55,
@@ -345,8 +368,6 @@ def em_animation_figure(
     names = [str(f.iteration) for f in frames]
     fig.update_layout(animation_controls(names, [_label(f, converged_at) for f in frames], frame_ms=frame_ms,
                                          prefix="EM iteration "))
-    if xlim is None or ylim is None:
-        xlim, ylim = plot_limits(X)
     fig.update_xaxes(range=list(xlim), constrain="domain", title_text=X_TITLE, row=1, col=1)
     fig.update_yaxes(range=list(ylim), constrain="domain", title_text=Y_TITLE, scaleanchor="x", scaleratio=1,
                      row=1, col=1)
@@ -369,10 +390,10 @@ def em_animation_figure(
     )
     frames = [dict(name=name, traces=animated, data=_em_traces(f, X, views, density_mode, K))
               for name, f in zip(names, frames, strict=True)]
-    if images is not None:
-        fig.update_layout(images=[images[0]])
+    if images[0]:
+        fig.update_layout(images=images[0])
         for frame, image in zip(frames, images, strict=True):
-            frame["layout"] = dict(images=[image])
+            frame["layout"] = dict(images=image)
     return with_frames(go.Figure(data=traces, layout=fig.layout, _validate=False), frames)
 
 
