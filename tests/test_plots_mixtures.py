@@ -239,6 +239,12 @@ def test_em_animation_of_many_points_draws_them_in_an_image_per_frame(trajectory
         row = round((ylim[1] - X[j, 1]) / (ylim[1] - ylim[0]) * rows)
         np.testing.assert_allclose(pixels[row, col, :3], figs.blend_rgb(frame.responsibilities)[j], atol=8)
         assert pixels[row, col, 3] == 255
+    # images drawn once for every view of a fit are taken as given
+    given = [dict(image, name=f"given {i}") for i, image in enumerate(figs.em_point_images(X, frames, xlim, ylim))]
+    again = figs.em_animation_figure(X, frames, trace.log_likelihoods, trace.converged_at, density_mode=density_mode,
+                                     xlim=xlim, ylim=ylim, point_images=given).to_dict()
+    assert [f["layout"]["images"][-1]["name"] for f in again["frames"]] == ["given 0", "given 1", "given 2"]
+    assert again["frames"][1]["layout"]["images"][-1]["source"] == out[1]["layout"]["images"][-1]["source"]
 
 
 def test_generative_animation_draws_one_more_sample_per_frame_and_opens_on_all(fitted):

@@ -51,17 +51,29 @@ def em_trajectory(data_key: str, _X: np.ndarray, K: int, covariance_type: str, i
     return gmm.em_run(_X, K, covariance_type, init_params, seed)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def em_point_images(fit_key: tuple, _X: np.ndarray, _trace: gmm.EMTrace) -> list[dict] | None:
+    """the data's colours per EM frame as images, for a fit of more points than a frame can recolour (None: fewer);
+    shared by every view of the fit, so a new chosen x or speed does not draw them again"""
+    if len(_X) <= figs.IMAGE_POINTS_ABOVE:
+        return None
+    xlim, ylim = figs.plot_limits(_X)
+    frames = gmm.em_frames(_trace, _X, gmm.frame_iterations(_trace.n_iter, MAX_FRAMES))
+    return figs.em_point_images(_X, frames, xlim, ylim)
+
+
 @st.cache_resource(max_entries=32, show_spinner=False)
 def em_figure(key: tuple, _X: np.ndarray, _trace: gmm.EMTrace, views: tuple, density_mode: str,
               point: tuple[float, float], dragmode: str, speed: int, height: int):
-    """the EM animation for one view of one fit (key: the data and fit identity)"""
+    """the EM animation for one view of one fit (key: the data and fit identity first)"""
     xlim, ylim = figs.plot_limits(_X)
     iterations = gmm.frame_iterations(_trace.n_iter, MAX_FRAMES)
     grid = (xlim, ylim) if "density" in views else (None, None)
     frames = gmm.em_frames(_trace, _X, iterations, *grid)
     return figs.em_animation_figure(_X, frames, np.array(_trace.log_likelihoods), _trace.converged_at, views,
                                     density_mode, clicks=click_grid(xlim, ylim, CLICK_GRID), point=np.array(point),
-                                    xlim=xlim, ylim=ylim, frame_ms=1000 / speed, height=height, dragmode=dragmode)
+                                    xlim=xlim, ylim=ylim, frame_ms=1000 / speed, height=height, dragmode=dragmode,
+                                    point_images=em_point_images(key[0], _X, _trace))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -256,6 +256,12 @@ def _em_traces(frame, X, views: set, density_mode: str, K: int) -> list[dict]:
     return traces
 
 
+def em_point_images(X: np.ndarray, frames: list, xlim, ylim) -> list[dict]:
+    """Per EM frame, the data coloured by its responsibilities as a layout image (points_image) over xlim x ylim."""
+    radius = 0.004 if len(X) > 1500 else 0.005  # the markers' 5 or 6 pixels in a ~600-pixel plot
+    return [points_image(X, blend_rgb(f.responsibilities), xlim, ylim, radius=radius) for f in frames]
+
+
 def _label(frame, converged_at: int | None) -> str:
     status = "converged" if converged_at is not None and frame.iteration >= converged_at else "not yet converged"
     return f"{frame.iteration}: mean log p(x) = {text_number(frame.log_likelihood, 6)} nats ({status})"
@@ -275,6 +281,7 @@ def em_animation_figure(
     frame_ms: float = 200.0,
     height: int = 600,
     dragmode: str = "pan",
+    point_images: list[dict] | None = None,
 ) -> go.Figure:
     """EM's trajectory as a browser-side animation: left, the data coloured by responsibilities, the components'
     ellipses (1 and 2 std), the means and the density; right, the mean log-likelihood per iteration with the shown
@@ -282,7 +289,9 @@ def em_animation_figure(
     without a server round trip.
 
     X: (n, 2); log_likelihoods: (n_iter + 1,) the whole curve; clicks: (m, 2) an invisible click-catching grid
-    (trace TRACE_GRID, then the data at TRACE_DATA); point: (2,) the point decomposed below, a star.
+    (trace TRACE_GRID, then the data at TRACE_DATA); point: (2,) the point decomposed below, a star. More than
+    IMAGE_POINTS_ABOVE data points are drawn in an image per frame: point_images, em_point_images(X, frames, xlim,
+    ylim) computed once for every view of a fit, or None to compute them here.
     """
     views = set(views)
     first = frames[0]
@@ -308,9 +317,8 @@ def em_animation_figure(
         # transparent marker of them all (its hover cannot follow the frames: no component named there)
         marker.update(opacity=0.0, maxdisplayed=1)
         data.update(showlegend=False, hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>")
-        for image, f in zip(images, frames, strict=True):
-            image.append(points_image(X, blend_rgb(f.responsibilities), xlim, ylim,
-                                      radius=0.004 if len(X) > 1500 else 0.005))
+        for image, points in zip(images, point_images or em_point_images(X, frames, xlim, ylim), strict=True):
+            image.append(points)
     elif colored:
         values = next(start)
         marker["color"] = values["marker"]["color"]
