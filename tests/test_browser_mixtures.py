@@ -75,6 +75,32 @@ def test_em_animation_plays_in_the_browser_with_the_server_idle(browser_page, op
     screenshot(page, screenshot_dir, "mixtures-em-played")
 
 
+def test_em_animation_of_2000_points_swaps_their_image_and_keeps_them_out_of_the_page(open_app, screenshot_dir):
+    page = open_app("mixtures", "?mx_preset=Overlapping+blobs&mx_n=2000&mx_K=10&mx_init=random+data+points&mx_speed=30")
+    chart = page.locator(EM_CHART).first
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    probe = """el => {
+        const gd = el.querySelector('.js-plotly-plot');
+        window.__shown = window.__shown || [];
+        gd.on('plotly_animatingframe', e => window.__shown.push(e.name));
+        return {frames: gd._transitionData._frames.length,
+                image: el.querySelector('g.imagelayer image').getAttribute('href'),
+                markers: el.querySelectorAll('path.point').length};
+    }"""
+    first = chart.evaluate(probe)
+    assert first["frames"] > 5 and first["image"].startswith("data:image/png")
+    assert first["markers"] < 100  # the 2,000 points and the 900 click targets are not elements of the page
+    chart.get_by_text("▶ Play").click()
+    page.wait_for_function(f"() => window.__shown.length >= {first['frames'] - 1}", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert re.search(r"EM iteration \d+: .* \(converged\)", chart.inner_text())
+    last = chart.evaluate("el => el.querySelector('g.imagelayer image').getAttribute('href')")
+    assert last.startswith("data:image/png") and last != first["image"]  # the points' colours followed the frames
+    assert_page_clean(page)
+    screenshot(page, screenshot_dir, "mixtures-em-2000-played")
+
+
 def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
     page = open_app("mixtures", "?mx_click=add+points")  # select boxes and segmented controls bind their labels
     before = _n_points(page)
