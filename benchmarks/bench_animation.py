@@ -58,7 +58,7 @@ CASES = [
          "?mx_preset=Overlapping+blobs&mx_speed=60", "mx_chart_"),
     Case("EM, heatmap density (a layout image per frame)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_speed=60&mx_density=heatmap", "mx_chart_"),
-    Case("EM, 2,000 points, K = 10 (random data points start)", "mixtures",
+    Case("EM, 2,000 points, K = 10 (random data points start; the points an image per frame)", "mixtures",
          "?mx_preset=Overlapping+blobs&mx_n=2000&mx_K=10&mx_init=random+data+points&mx_speed=60", "mx_chart_"),
     Case("generative process, 30 draws", "mixtures", "?mx_speed=60", "mx_gen_chart", frame_ms=FASTEST_MS),
     Case("ELBO page, replay of phi's path (25 recorded steps)", "elbo", "", "elbo_replay_chart",
