@@ -90,9 +90,10 @@ PROBE = """([key]) => {
             }
             const names = gd._transitionData._frames.map(f => f.name);
             window.__restarting = true;  // the jump to the first frame ends in plotly_animated too
-            Plotly.animate(gd, [names[0]], {frame: {duration: 0, redraw: true}, mode: 'immediate',
-                                            transition: {duration: 0}})
-                .then(() => { window.__restarting = false; return Plotly.animate(gd, null, play[1]); });
+            // after plotly has finished the animation that just ended (from inside its event, the jump can stall)
+            setTimeout(() => Plotly.animate(gd, [names[0]], {frame: {duration: 0, redraw: true}, mode: 'immediate',
+                                                             transition: {duration: 0}})
+                .then(() => { window.__restarting = false; return Plotly.animate(gd, null, play[1]); }), 0);
         }
     });
     document.addEventListener('mousedown', () => { window.__down = performance.now(); }, true);

@@ -116,8 +116,9 @@ def test_a_click_on_empty_space_adds_a_point(open_app, screenshot_dir):
     assert_page_clean(page)
 
 
-def test_a_box_drag_in_delete_mode_deletes_the_points_inside(open_app):
-    page = open_app("mixtures", "?mx_click=delete+points")
+@pytest.mark.parametrize("points", ["", "&mx_n=2000"])  # 2,000: the points drawn in an image, their trace invisible
+def test_a_box_drag_in_delete_mode_deletes_the_points_inside(open_app, points):
+    page = open_app("mixtures", "?mx_click=delete+points" + points)
     before = _n_points(page)
     chart = page.locator(EM_CHART).first
     chart.scroll_into_view_if_needed()

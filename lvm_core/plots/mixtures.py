@@ -28,7 +28,8 @@ TRACE_GRID, TRACE_DATA = 0, 1  # trace order in mixture_figure and em_animation_
 # reads them to tell a click on a data point from a click on empty space)
 WEBGL_ABOVE = 5000  # more data points than this are drawn with WebGL
 # an EM animation with more data points than this draws them in a layout image per frame: recolouring each marker in
-# the page costs a frame ~1 ms per 20 points (2,000 points: 13 fps), swapping an image costs the same for any number
+# the page costs a frame ~1 ms per 40 points (2,000 points: 13 fps, as an image 33), an image the same for any number;
+# fewer keep their markers, whose hover names each point's most likely component frame by frame
 IMAGE_POINTS_ABOVE = 1000
 CONTOUR_NATS = 9  # contour lines of log p(x) every nat, from the peak down this many nats
 
