@@ -73,7 +73,8 @@ def em_figure(key: tuple, _X: np.ndarray, _trace: gmm.EMTrace, views: tuple, den
     return figs.em_animation_figure(_X, frames, np.array(_trace.log_likelihoods), _trace.converged_at, views,
                                     density_mode, clicks=click_grid(xlim, ylim, CLICK_GRID), point=np.array(point),
                                     xlim=xlim, ylim=ylim, frame_ms=1000 / speed, height=height, dragmode=dragmode,
-                                    point_images=em_point_images(key[0], _X, _trace))
+                                    point_images=em_point_images(key[0], _X, _trace) if "responsibilities" in views
+                                    else None)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
