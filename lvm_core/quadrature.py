@@ -94,6 +94,10 @@ STATS_PAIRS = 1 << 10  # (point, tile) pairs whose statistics are reduced at onc
 # round's finer passes follow its coarser ones, so the tiles asked for are the latest: on the shipped digits model (65
 # values per node) 256 MiB keeps what unbounded keeps, 128 MiB loses most of it (4.6 s, 6.2 s, 6.3 s with none)
 NODE_CACHE_BYTES = 1 << 28
+# a block's pairs each take their tile's likelihood_params, for one likelihood call per block, when a node's params are
+# at most this many numbers; more (the digits' 64 logits) are cheaper through one call per tile, whose shared params
+# let the model use a matrix product
+GATHER_PARAMS = 16
 
 
 def lattice_log_marginal(model, x: torch.Tensor, tol: float = REFINE_TOL) -> tuple[torch.Tensor, torch.Tensor]:
@@ -385,14 +389,27 @@ def _lattice_pass(model, x: torch.Tensor, k: int, point: torch.Tensor, tiles: to
         if nodes is not None:
             params, log_prior = nodes.at(k, shifted, tile_list[t0:t1], z), model.log_prior(z)
         block, block_start = [], start
-        for t in range(t1 - t0):
-            for j in range(start, start + counts[t0 + t], step):
-                xs = x[point[by_tile[j:min(j + step, start + counts[t0 + t])]]]
-                # a NaN from the model spreads through its point's sums: that point goes to the per-point grid
-                f = (model.log_joint(xs, z[t]) if nodes is None
-                     else log_prior[t] + model.log_likelihood_given(xs, params[t]))
-                block.append(f)  # (T^d, bp)
-            start += counts[t0 + t]
+        # a NaN from the model spreads through its point's sums: that point goes to the per-point grid
+        if nodes is not None and sum(p[0, 0].numel() for p in params[0]) <= GATHER_PARAMS:
+            # each pair takes its tile's params, and the block is one call: cheaper than a call per tile when a
+            # node's params are a few numbers (a Gaussian decoder's mean and scale), dearer when they are many
+            owner = torch.repeat_interleave(torch.arange(t1 - t0, device=dev),
+                                            torch.tensor(counts[t0:t1], device=dev))  # (pairs,) tile in the block
+            stacked = [torch.stack(p) for p in zip(*params, strict=True)]  # each (tiles, T^d, 1, ...)
+            for j in range(0, block_pairs, step):
+                own = owner[j:j + step]
+                xs = x[point[by_tile[start + j:start + j + len(own)]]]
+                given = tuple(p[own, :, 0].transpose(0, 1) for p in stacked)  # each (T^d, bp, ...)
+                block.append(log_prior[own, :, 0].T + model.log_likelihood_given(xs, given))  # (T^d, bp)
+            start += block_pairs
+        else:
+            for t in range(t1 - t0):
+                for j in range(start, start + counts[t0 + t], step):
+                    xs = x[point[by_tile[j:min(j + step, start + counts[t0 + t])]]]
+                    f = (model.log_joint(xs, z[t]) if nodes is None
+                         else log_prior[t] + model.log_likelihood_given(xs, params[t]))
+                    block.append(f)  # (T^d, bp)
+                start += counts[t0 + t]
         t0 = t1
         rows = by_tile[block_start:start]
         f = torch.cat(block, 1)  # (T^d, pairs of the block)

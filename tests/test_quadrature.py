@@ -220,6 +220,21 @@ def test_chunking_gives_identical_results(monkeypatch):
     torch.testing.assert_close(chunked, whole, atol=1e-12, rtol=0, equal_nan=True)
 
 
+def test_one_likelihood_call_per_block_changes_no_answer(monkeypatch):
+    model = _sharpened(seed=2)
+    x, _ = model.sample(30, generator=4)
+    calls = []
+    real = model.log_likelihood_given
+    monkeypatch.setattr(model, "log_likelihood_given", lambda xs, params: calls.append(1) or real(xs, params))
+    gathered, on_gathered = lattice_log_marginal(model, x)  # a Gaussian decoder's 4 params per node: gathered
+    n_gathered, calls[:] = len(calls), []
+    monkeypatch.setattr(quad, "GATHER_PARAMS", 0)  # a call per tile
+    per_tile, on_per_tile = lattice_log_marginal(model, x)
+    assert n_gathered < len(calls) / 5
+    assert torch.equal(on_gathered, on_per_tile)
+    assert torch.equal(gathered.nan_to_num(0.5), per_tile.nan_to_num(0.5))  # the same arithmetic, bit for bit
+
+
 class CountingDecoder(MLPLVM):
     """An MLPLVM that counts the nodes its decoder runs on."""
 
