@@ -62,6 +62,11 @@ def blend_colors(resp: np.ndarray) -> list[str]:
     return ["#" + hexes[i : i + 6] for i in range(0, len(hexes), 6)]
 
 
+def _marker_size(n: int) -> int:
+    """the data markers' diameter in pixels: smaller for many points"""
+    return 5 if n > 1500 else 6
+
+
 def _click_grid(clicks: np.ndarray) -> dict:
     """Invisible click targets at clicks (m, 2): plotly reports a click on empty space as one on the nearest of them.
 
@@ -145,7 +150,7 @@ def mixture_figure(
             y=X[:, 1],
             mode="markers",
             name="data (colour: p(z | x))" if resp is not None else "data",
-            marker=dict(size=5 if len(X) > 1500 else 6, color=colors, line=dict(width=0.4, color="rgba(0,0,0,0.35)")),
+            marker=dict(size=_marker_size(len(X)), color=colors, line=dict(width=0.4, color="rgba(0,0,0,0.35)")),
             customdata=None if resp is None else resp.argmax(1) + 1,
             hovertemplate=hover,
         )
@@ -259,7 +264,7 @@ def _em_traces(frame, X, views: set, density_mode: str, K: int) -> list[dict]:
 
 def em_point_images(X: np.ndarray, frames: list, xlim, ylim) -> list[dict]:
     """Per EM frame, the data coloured by its responsibilities as a layout image (points_image) over xlim x ylim."""
-    radius = 0.004 if len(X) > 1500 else 0.005  # the markers' 5 or 6 pixels in a ~600-pixel plot
+    radius = _marker_size(len(X)) / 2 / 600  # a marker's radius in a ~600-pixel plot, as a fraction of its width
     return [points_image(X, blend_rgb(f.responsibilities), xlim, ylim, radius=radius) for f in frames]
 
 
@@ -306,7 +311,7 @@ def em_animation_figure(
     if clicks is not None:
         traces.append(_click_grid(clicks))
     colored = "responsibilities" in views
-    marker = dict(size=5 if len(X) > 1500 else 6, color=PALETTE["data"])  # no outline: half the drawing per frame
+    marker = dict(size=_marker_size(len(X)), color=PALETTE["data"])  # no outline: half the drawing per frame
     data = dict(type="scatter" if len(X) <= WEBGL_ABOVE else "scattergl", x=X[:, 0], y=X[:, 1], mode="markers",
                 name="data (colour: p(z | x))" if colored else "data", marker=marker,
                 hovertemplate="(%{x:.2f}, %{y:.2f})" + ("<br>most likely component: %{customdata}" if colored else "")
