@@ -1,5 +1,7 @@
 """Real-browser checks of the deep-LVM page: the infinite mixture draws, a short run trains, Stop keeps the best."""
 
+import re
+
 import pytest
 
 from tests.conftest import assert_page_clean, screenshot, wait_for_app
@@ -34,6 +36,9 @@ def test_stop_button_ends_a_long_run_and_keeps_the_best_model(open_app, screensh
     page.wait_for_selector("text=Stopped after", timeout=120_000)
     wait_for_app(page)
     assert_page_clean(page)
+    message = page.get_by_text("Stopped after").first.inner_text()
+    done, best = map(int, re.search(r"Stopped after (\d+) steps.*\(step (\d+)\)", message).groups())
+    assert 0 < best <= done  # the weights kept are those of a step the run reached
     assert page.get_by_text("(stopped)").count() >= 1  # the run is kept in the overlay, labelled
     screenshot(page, screenshot_dir, "deep-lvm-stopped")
 

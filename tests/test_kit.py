@@ -138,3 +138,42 @@ def test_background_priority_lowers_only_the_calling_threads_priority_for_the_bl
     thread.start()
     thread.join()
     assert seen["inside"] == min(5, 19 - main_before) and seen["main"] == main_before  # the other threads untouched
+
+
+def test_take_over_run_stops_the_interrupted_run_and_waits_for_its_best_weights():
+    """Streamlit's fast reruns run the next script at once, beside the interrupted one: the record must come back only
+    once the run has stopped and loaded its best weights."""
+    import threading
+
+    import streamlit as st
+
+    from lvm_core.training import train_lvm
+
+    X = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    model = MLPLVM(hidden=8, seed=0)
+    run = kit.new_run(model=model)
+    st.session_state["test_pending_run"] = run
+    running = threading.Event()
+
+    def train():
+        def callback(history) -> bool:
+            run["history"] = history
+            if history.steps_done >= 5:
+                running.set()
+            return run["stop"].is_set()
+
+        try:
+            train_lvm(model, X, steps=1_000_000, seed=0, callback=callback)
+        finally:
+            run["done"].set()
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    assert running.wait(TIMEOUT)
+    taken = kit.take_over_run("test_pending_run")
+    worker.join(TIMEOUT)
+    history = taken["history"]
+    assert taken is run and "test_pending_run" not in st.session_state and not worker.is_alive()
+    assert history.stopped and 0 < history.best_step <= history.steps_done < 1_000_000
+    assert all(torch.equal(v, history.best_state[k]) for k, v in model.state_dict().items())
+    assert kit.take_over_run("test_pending_run") is None  # nothing left to take

@@ -109,6 +109,33 @@ def guarded(section: Callable, *args, explained: tuple[type[Exception], ...] = (
 
 
 # ---------------------------------------------------------------------------------------------- long computations
+# a Stop waits at most this long for the run it interrupts to load its best weights (one training step, normally)
+STOP_WAIT_S = 60.0
+
+
+def new_run(**fields) -> dict:
+    """A long run's record for st.session_state: ``fields``, its ``history`` (None until the first step), and the two
+    signals through which a later script run stops it (``stop``) and learns that it has ended (``done``)."""
+    return dict(fields, history=None, stop=threading.Event(), done=threading.Event())
+
+
+def take_over_run(key: str) -> dict | None:
+    """The run an earlier script run left in st.session_state[key], once it has ended; None if there is none.
+
+    Streamlit's fast reruns (its default) start the next script run at once, in a new thread, and the interrupted one
+    goes on until its next Streamlit call: so a Stop click asks the run to stop and waits until it has loaded its best
+    weights and completed its history. Whichever of the two threads takes the record from session state finishes it.
+    """
+    run = st.session_state.get(key)
+    if run is None:
+        return None
+    if "stop" in run:
+        run["stop"].set()
+        if not run["done"].wait(STOP_WAIT_S):
+            logger.warning("run under %s did not end within %.0f s of a stop", key, STOP_WAIT_S)
+    return st.session_state.pop(key, None)
+
+
 @contextlib.contextmanager
 def background_priority(increment: int = 10):
     """Run a long computation (a training run, an exact evaluation of many points) at a lower CPU priority than the

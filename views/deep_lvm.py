@@ -407,8 +407,9 @@ def points_training():
     arch = dict(latent_dim=t_latent, hidden=t_width, depth=t_depth, activation=t_activation)
     run_label = (f"{objective}, lr {lr:g}, batch {batch_size}, k {k}, {steps} steps, warm-up {warmup}, "
                  f"{t_width}x{t_depth} {t_activation}, d {t_latent}, seed {train_seed}")
-    if PENDING in ss:  # a run interrupted by Stop (or any rerun): its best weights are already in the model
-        finish_run(ss.pop(PENDING), interrupted=True)
+    interrupted = kit.take_over_run(PENDING)  # a run interrupted by Stop (or any rerun), its best weights loaded
+    if interrupted is not None:
+        finish_run(interrupted, interrupted=True)
 
     b1, b2, _ = st.columns([1, 1, 4])
     train_clicked = b1.button("Train", type="primary", icon=":material/play_arrow:", key="dl_train")
@@ -420,14 +421,16 @@ def points_training():
         config = dict(arch, objective=objective, k=k, steps=steps, lr=lr, batch_size=batch_size, seed=train_seed,
                       warmup=warmup, data=ss[DATA.meta].label if DATA.meta in ss else "data",
                       mean=data_mean.tolist(), std=data_std.tolist(), held_out=held_out)
-        run = {"model": model, "history": None, "config": config, "label": run_label,
-               "data": state.TrainedData(train=X_train, test=X_test, mean=data_mean, std=data_std)}
+        run = kit.new_run(model=model, config=config, label=run_label,
+                          data=state.TrainedData(train=X_train, test=X_test, mean=data_mean, std=data_std))
         ss[PENDING] = run
         last = [0.0]
         references = mixture_baselines(X_train, X_test, train_seed)
 
         def show_progress(history) -> bool:
             run["history"] = history
+            if run["stop"].is_set():
+                return True
             now = time.monotonic()
             if now - last[0] > 0.7 or history.steps_done == steps:
                 last[0] = now
@@ -449,7 +452,10 @@ def points_training():
             ss.pop(PENDING, None)
             st.error(f"Training failed ({type(exc).__name__}: {exc}). The previous model is kept.")
         else:
-            finish_run(ss.pop(PENDING), interrupted=False)
+            if (finished := ss.pop(PENDING, None)) is not None:  # None: a rerun that stopped the run finished it
+                finish_run(finished, interrupted=False)
+        finally:
+            run["done"].set()
         progress_slot.empty()
 
     if MESSAGE in ss:
@@ -703,14 +709,16 @@ def digits_training(X_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
     if train_clicked:
         model = BernoulliMLPLVM(latent_dim=2, data_dim=X_train.shape[1], seed=seed)
         config = dict(model_config(model), objective=objective, k=k, steps=steps, lr=lr, seed=seed, data="digits")
-        run = {"model": model, "history": None, "config": config,
-               "data": state.TrainedData(train=X_train, test=X_test, mean=np.zeros(X_train.shape[1]),
-                                         std=np.ones(X_train.shape[1]), labels_test=y_test)}
+        run = kit.new_run(model=model, config=config,
+                          data=state.TrainedData(train=X_train, test=X_test, mean=np.zeros(X_train.shape[1]),
+                                                 std=np.ones(X_train.shape[1]), labels_test=y_test))
         ss[DG_PENDING] = run
         last = [0.0]
 
         def show_progress(history) -> bool:
             run["history"] = history
+            if run["stop"].is_set():
+                return True
             now = time.monotonic()
             if now - last[0] > 0.7 or history.steps_done == steps:
                 last[0] = now
@@ -730,8 +738,11 @@ def digits_training(X_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
             ss.pop(DG_PENDING, None)
             st.error(f"Training failed ({type(exc).__name__}: {exc}). The previous model is kept.")
         else:
-            finish_digits_run(ss.pop(DG_PENDING), interrupted=False)
-            st.rerun()  # the views above show the new model
+            if (finished := ss.pop(DG_PENDING, None)) is not None:  # None: a rerun that stopped the run finished it
+                finish_digits_run(finished, interrupted=False)
+                st.rerun()  # the views above show the new model
+        finally:
+            run["done"].set()
     if DG_MESSAGE in ss:
         kind, text = ss[DG_MESSAGE]
         {"error": st.error, "info": st.info, "success": st.success}[kind](text)
@@ -757,8 +768,9 @@ def digits_view() -> None:
                 "the exact $\\log p(x)$ is still a quadrature over $z$, so the ELBO and IWAE can be judged against it.")
     st.latex(r"p_\theta(x) = \int \mathcal N(z; 0, I) \prod_{j=1}^{64} \operatorname{sigmoid}(\ell_\theta(z)_j)^{x_j}"
              r"\big(1 - \operatorname{sigmoid}(\ell_\theta(z)_j)\big)^{1 - x_j}\, dz")
-    if DG_PENDING in ss:  # a run interrupted by Stop: its best weights are already in the model, which the views show
-        finish_digits_run(ss.pop(DG_PENDING), interrupted=True)
+    interrupted = kit.take_over_run(DG_PENDING)  # a run interrupted by Stop, its best weights loaded
+    if interrupted is not None:
+        finish_digits_run(interrupted, interrupted=True)
     current = digits_model()
     cfg = current.config
     if current.history is None:
